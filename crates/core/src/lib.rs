@@ -1,0 +1,21 @@
+//! Braid's domain: the types every other crate speaks, and the decisions that need no I/O.
+//!
+//! Nothing here talks to a database, the network or a clock other than `SystemTime`.
+
+pub mod email;
+pub mod error;
+pub mod identity;
+pub mod ids;
+pub mod phone;
+pub mod time;
+pub mod user;
+
+pub use email::Email;
+pub use error::DomainError;
+pub use identity::{
+    FederatedIdentity, Profile, ProviderId, Subject, VerifiableEmail, VerifiablePhone,
+};
+pub use ids::{UserId, new_id};
+pub use phone::Phone;
+pub use time::Timestamp;
+pub use user::{User, UserEmail, UserPhone};
