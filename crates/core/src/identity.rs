@@ -247,3 +247,17 @@ mod tests {
         assert_eq!(verified, ["b@example.com"]);
     }
 }
+
+/// A federated identity as stored: which user it signs in, and what the provider said last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedIdentity {
+    pub id: String,
+    pub user_id: crate::UserId,
+    pub provider: ProviderId,
+    pub issuer: String,
+    pub subject: Subject,
+    /// The claims as of the last sign-in, for display and audit; never for matching.
+    pub snapshot: FederatedIdentity,
+    pub created_at: crate::Timestamp,
+    pub last_login_at: crate::Timestamp,
+}

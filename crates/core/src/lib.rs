@@ -13,7 +13,8 @@ pub mod user;
 pub use email::Email;
 pub use error::DomainError;
 pub use identity::{
-    FederatedIdentity, Profile, ProviderId, Subject, VerifiableEmail, VerifiablePhone,
+    FederatedIdentity, LinkedIdentity, Profile, ProviderId, Subject, VerifiableEmail,
+    VerifiablePhone,
 };
 pub use ids::{UserId, new_id};
 pub use phone::Phone;

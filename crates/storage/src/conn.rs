@@ -1,0 +1,112 @@
+//! One connection type over both backends, and the pool manager that opens the right one.
+
+use crate::url::DatabaseTarget;
+use diesel::Connection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{CustomizeConnection, ManageConnection, R2D2Connection};
+use diesel::sqlite::SqliteConnection;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Opens connections for exactly the backend the URL names. diesel's derived `establish`
+/// would try every backend in turn and could open a Postgres URL as a SQLite file.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    target: DatabaseTarget,
+}
+
+impl ConnectionManager {
+    pub fn new(target: DatabaseTarget) -> Self {
+        Self { target }
+    }
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        let conn = match &self.target {
+            DatabaseTarget::Sqlite(path) => {
+                let path = path.to_str().ok_or_else(|| {
+                    diesel::r2d2::Error::ConnectionError(
+                        diesel::ConnectionError::InvalidConnectionUrl(
+                            "database path is not UTF-8".into(),
+                        ),
+                    )
+                })?;
+                DbConn::Sqlite(SqliteConnection::establish(path)?)
+            }
+            DatabaseTarget::Postgres(url) => DbConn::Postgres(PgConnection::establish(url)?),
+        };
+        Ok(conn)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Per-connection SQLite settings: they are not persistent, so every new connection gets them.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlitePragmas {
+    pub busy_timeout_ms: u64,
+}
+
+impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+        if let DbConn::Sqlite(c) = conn {
+            c.batch_execute(&format!(
+                "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                self.busy_timeout_ms
+            ))
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` in a transaction that holds the write lock from its first statement.
+///
+/// On SQLite a plain (deferred) transaction that reads and then writes can fail with
+/// `SQLITE_BUSY` when it tries to upgrade its lock, whatever `busy_timeout` says; `BEGIN
+/// IMMEDIATE` takes the lock up front, where `busy_timeout` does apply. PostgreSQL gets an
+/// ordinary transaction. Must not be nested; use `conn.transaction` inside it.
+pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        DbConn::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            match conn {
+                DbConn::Sqlite(c) => AnsiTransactionManager::commit_transaction(c)?,
+                DbConn::Postgres(c) => AnsiTransactionManager::commit_transaction(c)?,
+            }
+            Ok(value)
+        }
+        Err(user_error) => {
+            let rollback = match conn {
+                DbConn::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c),
+                DbConn::Postgres(c) => AnsiTransactionManager::rollback_transaction(c),
+            };
+            match rollback {
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(user_error),
+                Err(rollback_error) => Err(rollback_error.into()),
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The pool, its settings, migrations and readiness.
+
+use crate::StorageError;
+use crate::conn::{ConnectionManager, DbConn, SqlitePragmas, write_transaction};
+use crate::url::{Backend, DatabaseTarget};
+use diesel::RunQueryDsl;
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+/// Serialises migrations of several instances starting at once on one PostgreSQL database.
+const MIGRATION_LOCK_KEY: i64 = 0x6272_6169_6400;
+
+/// `[database]` in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` (relative to the working directory, or `sqlite:///abs/path`) or `postgres://…`.
+    pub url: String,
+    /// Pool size per process.
+    pub max_connections: u32,
+    /// How long to wait for a connection, at start and per request.
+    pub connect_timeout_secs: u64,
+    /// SQLite only: how long a writer waits for the lock before giving up.
+    pub sqlite_busy_timeout_ms: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/braid.db".into(),
+            max_connections: 8,
+            connect_timeout_secs: 5,
+            sqlite_busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// Problems an operator can fix in the configuration, one sentence each.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Err(e) = DatabaseTarget::parse(&self.url) {
+            out.push(format!("database.url: {e}"));
+        }
+        if self.max_connections == 0 {
+            out.push("database.max_connections: must be at least 1".into());
+        }
+        if self.connect_timeout_secs == 0 {
+            out.push("database.connect_timeout_secs: must be at least 1".into());
+        }
+        out
+    }
+}
+
+pub type PooledConn = PooledConnection<ConnectionManager>;
+
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool<ConnectionManager>,
+    target: DatabaseTarget,
+    latest_migration: String,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("target", &self.target.display())
+            .finish()
+    }
+}
+
+impl Database {
+    /// Opens the pool. Fails at once, with the backend's own message, when the database cannot
+    /// be reached; creates the SQLite file (and its folder) when it does not exist yet.
+    pub fn connect(settings: &DatabaseSettings) -> Result<Self, StorageError> {
+        let target = DatabaseTarget::parse(&settings.url)?;
+        if let DatabaseTarget::Sqlite(path) = &target {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let manager = ConnectionManager::new(target.clone());
+        // One direct connection first: r2d2 would only report a timeout.
+        let mut first = manager
+            .connect()
+            .map_err(|e| StorageError::Unavailable(format!("{}: {e}", target.display())))?;
+        if let DbConn::Sqlite(c) = &mut first {
+            // Persistent at database level: readers no longer block the writer.
+            c.batch_execute("PRAGMA journal_mode = WAL;")?;
+        }
+        drop(first);
+        let timeout = Duration::from_secs(settings.connect_timeout_secs.max(1));
+        let pool = Pool::builder()
+            .max_size(settings.max_connections.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(timeout)
+            .connection_customizer(Box::new(SqlitePragmas {
+                busy_timeout_ms: settings.sqlite_busy_timeout_ms,
+            }))
+            .build(manager)
+            .map_err(|e| StorageError::Unavailable(format!("{}: {e}", target.display())))?;
+        let latest_migration = match target.backend() {
+            Backend::Sqlite => latest_version(&SQLITE_MIGRATIONS),
+            Backend::Postgres => latest_version(&POSTGRES_MIGRATIONS),
+        };
+        Ok(Self {
+            pool,
+            target,
+            latest_migration,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.target.backend()
+    }
+
+    /// The URL with any password hidden, for logs.
+    pub fn display_url(&self) -> String {
+        self.target.display()
+    }
+
+    pub fn conn(&self) -> Result<PooledConn, StorageError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs blocking database work off the async executor.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, StorageError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("database task failed: {e}")))?
+    }
+
+    /// Applies pending migrations; returns how many ran. Safe to call from several instances
+    /// at once: they take turns on a lock (an advisory lock on PostgreSQL, the write lock on SQLite).
+    pub fn migrate(&self) -> Result<usize, StorageError> {
+        let mut conn = self.conn()?;
+        write_transaction(&mut conn, |c| -> Result<usize, StorageError> {
+            let applied = match c {
+                DbConn::Postgres(pg) => {
+                    diesel::sql_query(format!(
+                        "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+                    ))
+                    .execute(pg)?;
+                    pg.run_pending_migrations(POSTGRES_MIGRATIONS)
+                        .map_err(|e| StorageError::Migration(e.to_string()))?
+                        .len()
+                }
+                DbConn::Sqlite(lite) => lite
+                    .run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map_err(|e| StorageError::Migration(e.to_string()))?
+                    .len(),
+            };
+            Ok(applied)
+        })
+    }
+
+    /// Ready means: a connection answers and the newest migration this binary knows is applied.
+    pub async fn is_ready(&self) -> Result<bool, StorageError> {
+        let latest = self.latest_migration.clone();
+        self.run(move |c| {
+            #[derive(diesel::QueryableByName)]
+            struct Applied {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            let n = match c {
+                DbConn::Postgres(pg) => diesel::sql_query(
+                    "SELECT COUNT(*) AS n FROM __diesel_schema_migrations WHERE version = $1",
+                )
+                .bind::<diesel::sql_types::Text, _>(&latest)
+                .get_result::<Applied>(pg),
+                DbConn::Sqlite(lite) => diesel::sql_query(
+                    "SELECT COUNT(*) AS n FROM __diesel_schema_migrations WHERE version = ?",
+                )
+                .bind::<diesel::sql_types::Text, _>(&latest)
+                .get_result::<Applied>(lite),
+            };
+            match n {
+                Ok(a) => Ok(a.n > 0),
+                // No migrations table yet: reachable but not migrated.
+                Err(diesel::result::Error::DatabaseError(..)) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+}
+
+fn latest_version(migrations: &EmbeddedMigrations) -> String {
+    use diesel::migration::MigrationSource;
+    let all: Vec<_> = MigrationSource::<diesel::sqlite::Sqlite>::migrations(migrations)
+        .unwrap_or_default()
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    all.into_iter().max().unwrap_or_default()
+}

@@ -1,0 +1,105 @@
+//! One-time exchange codes. Stored only as a hash; consumed by one atomic UPDATE so that of
+//! any number of concurrent redemptions exactly one gets the row.
+
+use crate::schema::exchange_codes;
+use crate::{DbConn, StorageError};
+use braid_core::{Timestamp, UserId};
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewExchangeCode {
+    pub code_hash: Vec<u8>,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub user_id: UserId,
+    /// JSON describing how the user signed in (provider, method), copied into the tokens.
+    pub auth_context: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedExchangeCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub user_id: UserId,
+    pub auth_context: String,
+    pub expires_at: Timestamp,
+}
+
+pub fn insert(conn: &mut DbConn, new: &NewExchangeCode) -> Result<(), StorageError> {
+    diesel::insert_into(exchange_codes::table)
+        .values((
+            exchange_codes::code_hash.eq(&new.code_hash),
+            exchange_codes::client_id.eq(&new.client_id),
+            exchange_codes::redirect_uri.eq(&new.redirect_uri),
+            exchange_codes::code_challenge.eq(new.code_challenge.as_deref()),
+            exchange_codes::code_challenge_method.eq(new.code_challenge_method.as_deref()),
+            exchange_codes::user_id.eq(new.user_id.as_str()),
+            exchange_codes::auth_context.eq(&new.auth_context),
+            exchange_codes::created_at.eq(new.created_at.as_millis()),
+            exchange_codes::expires_at.eq(new.expires_at.as_millis()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+type ConsumedRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    i64,
+);
+
+/// Marks the code used and returns it, or `None` when it is unknown, expired or already used.
+pub fn consume(
+    conn: &mut DbConn,
+    code_hash: &[u8],
+    now: Timestamp,
+) -> Result<Option<ConsumedExchangeCode>, StorageError> {
+    let row: Option<ConsumedRow> = diesel::update(exchange_codes::table)
+        .filter(exchange_codes::code_hash.eq(code_hash))
+        .filter(exchange_codes::consumed_at.is_null())
+        .filter(exchange_codes::expires_at.gt(now.as_millis()))
+        .set(exchange_codes::consumed_at.eq(now.as_millis()))
+        .returning((
+            exchange_codes::client_id,
+            exchange_codes::redirect_uri,
+            exchange_codes::code_challenge,
+            exchange_codes::code_challenge_method,
+            exchange_codes::user_id,
+            exchange_codes::auth_context,
+            exchange_codes::expires_at,
+        ))
+        .get_result(conn)
+        .optional()?;
+    row.map(
+        |(
+            client_id,
+            redirect_uri,
+            code_challenge,
+            code_challenge_method,
+            user_id,
+            auth_context,
+            expires_at,
+        )| {
+            Ok(ConsumedExchangeCode {
+                client_id,
+                redirect_uri,
+                code_challenge,
+                code_challenge_method,
+                user_id: UserId::parse(&user_id)?,
+                auth_context,
+                expires_at: Timestamp::from_millis(expires_at),
+            })
+        },
+    )
+    .transpose()
+}

@@ -1,0 +1,95 @@
+use crate::schema::identities;
+use crate::{DbConn, StorageError};
+use braid_core::{
+    FederatedIdentity, LinkedIdentity, ProviderId, Subject, Timestamp, UserId, new_id,
+};
+use diesel::prelude::*;
+
+#[derive(Queryable)]
+struct IdentityRow {
+    id: String,
+    user_id: String,
+    provider: String,
+    issuer: String,
+    subject: String,
+    claims: String,
+    created_at: i64,
+    last_login_at: i64,
+}
+
+impl TryFrom<IdentityRow> for LinkedIdentity {
+    type Error = StorageError;
+    fn try_from(r: IdentityRow) -> Result<Self, StorageError> {
+        Ok(LinkedIdentity {
+            id: r.id,
+            user_id: UserId::parse(&r.user_id)?,
+            provider: ProviderId::parse(&r.provider)?,
+            issuer: r.issuer,
+            subject: Subject::parse(&r.subject)?,
+            snapshot: serde_json::from_str(&r.claims)?,
+            created_at: Timestamp::from_millis(r.created_at),
+            last_login_at: Timestamp::from_millis(r.last_login_at),
+        })
+    }
+}
+
+/// Links `identity` to `user`. A second link of the same (provider, subject) is refused by
+/// the unique constraint and comes back as `StorageError::Conflict`.
+pub fn insert(
+    conn: &mut DbConn,
+    user: &UserId,
+    identity: &FederatedIdentity,
+    now: Timestamp,
+) -> Result<LinkedIdentity, StorageError> {
+    let linked = LinkedIdentity {
+        id: new_id(),
+        user_id: user.clone(),
+        provider: identity.provider.clone(),
+        issuer: identity.issuer.clone(),
+        subject: identity.subject.clone(),
+        snapshot: identity.clone(),
+        created_at: now,
+        last_login_at: now,
+    };
+    diesel::insert_into(identities::table)
+        .values((
+            identities::id.eq(&linked.id),
+            identities::user_id.eq(user.as_str()),
+            identities::provider.eq(linked.provider.as_str()),
+            identities::issuer.eq(&linked.issuer),
+            identities::subject.eq(linked.subject.as_str()),
+            identities::claims.eq(serde_json::to_string(identity)?),
+            identities::created_at.eq(now.as_millis()),
+            identities::last_login_at.eq(now.as_millis()),
+        ))
+        .execute(conn)?;
+    Ok(linked)
+}
+
+pub fn find_by_key(
+    conn: &mut DbConn,
+    provider: &ProviderId,
+    subject: &Subject,
+) -> Result<Option<LinkedIdentity>, StorageError> {
+    identities::table
+        .filter(identities::provider.eq(provider.as_str()))
+        .filter(identities::subject.eq(subject.as_str()))
+        .first::<IdentityRow>(conn)
+        .optional()?
+        .map(LinkedIdentity::try_from)
+        .transpose()
+}
+
+pub fn of_user(conn: &mut DbConn, user: &UserId) -> Result<Vec<LinkedIdentity>, StorageError> {
+    identities::table
+        .filter(identities::user_id.eq(user.as_str()))
+        .order(identities::created_at.asc())
+        .load::<IdentityRow>(conn)?
+        .into_iter()
+        .map(LinkedIdentity::try_from)
+        .collect()
+}
+
+pub fn count(conn: &mut DbConn) -> Result<i64, StorageError> {
+    Ok(identities::table.count().get_result(conn)?)
+}

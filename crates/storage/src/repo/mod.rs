@@ -1,0 +1,7 @@
+//! Repositories: plain functions over a `&mut DbConn`, so callers can compose several of them
+//! in one transaction. Each multi-row write opens its own (nested: a savepoint) transaction.
+
+pub mod exchange_codes;
+pub mod identities;
+pub mod keys;
+pub mod users;

@@ -1,0 +1,155 @@
+use crate::repo::identities;
+use crate::schema::{user_emails, user_phones, users};
+use crate::{DbConn, StorageError};
+use braid_core::{
+    Email, FederatedIdentity, LinkedIdentity, Phone, Timestamp, User, UserEmail, UserId, UserPhone,
+    new_id,
+};
+use diesel::prelude::*;
+
+/// A user to create, with the contacts it starts with.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub display_name: Option<String>,
+    pub is_admin: bool,
+    pub emails: Vec<UserEmail>,
+    pub phones: Vec<UserPhone>,
+}
+
+#[derive(Queryable)]
+struct UserRow {
+    id: String,
+    display_name: Option<String>,
+    disabled: bool,
+    is_admin: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StorageError;
+    fn try_from(r: UserRow) -> Result<Self, StorageError> {
+        Ok(User {
+            id: UserId::parse(&r.id)?,
+            display_name: r.display_name,
+            disabled: r.disabled,
+            is_admin: r.is_admin,
+            created_at: Timestamp::from_millis(r.created_at),
+            updated_at: Timestamp::from_millis(r.updated_at),
+        })
+    }
+}
+
+/// Inserts the user and its emails and phones in one transaction.
+pub fn create(conn: &mut DbConn, new: &NewUser, now: Timestamp) -> Result<User, StorageError> {
+    conn.transaction(|c| insert_user(c, new, now))
+}
+
+/// Creates a user and links the identity to it, both or neither.
+pub fn create_with_identity(
+    conn: &mut DbConn,
+    new: &NewUser,
+    identity: &FederatedIdentity,
+    now: Timestamp,
+) -> Result<(User, LinkedIdentity), StorageError> {
+    conn.transaction(|c| {
+        let user = insert_user(c, new, now)?;
+        let linked = identities::insert(c, &user.id, identity, now)?;
+        Ok((user, linked))
+    })
+}
+
+fn insert_user(c: &mut DbConn, new: &NewUser, now: Timestamp) -> Result<User, StorageError> {
+    let user = User {
+        id: UserId::generate(),
+        display_name: new.display_name.clone(),
+        disabled: false,
+        is_admin: new.is_admin,
+        created_at: now,
+        updated_at: now,
+    };
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(user.id.as_str()),
+            users::display_name.eq(user.display_name.as_deref()),
+            users::disabled.eq(false),
+            users::is_admin.eq(user.is_admin),
+            users::created_at.eq(now.as_millis()),
+            users::updated_at.eq(now.as_millis()),
+        ))
+        .execute(c)?;
+    for e in &new.emails {
+        diesel::insert_into(user_emails::table)
+            .values((
+                user_emails::id.eq(new_id()),
+                user_emails::user_id.eq(user.id.as_str()),
+                user_emails::email.eq(e.email.as_str()),
+                user_emails::verified_at.eq(e.verified_at.map(Timestamp::as_millis)),
+                user_emails::is_primary.eq(e.is_primary),
+                user_emails::created_at.eq(now.as_millis()),
+            ))
+            .execute(c)?;
+    }
+    for p in &new.phones {
+        diesel::insert_into(user_phones::table)
+            .values((
+                user_phones::id.eq(new_id()),
+                user_phones::user_id.eq(user.id.as_str()),
+                user_phones::phone.eq(p.phone.as_str()),
+                user_phones::verified_at.eq(p.verified_at.map(Timestamp::as_millis)),
+                user_phones::created_at.eq(now.as_millis()),
+            ))
+            .execute(c)?;
+    }
+    Ok(user)
+}
+
+pub fn find(conn: &mut DbConn, id: &UserId) -> Result<Option<User>, StorageError> {
+    users::table
+        .filter(users::id.eq(id.as_str()))
+        .first::<UserRow>(conn)
+        .optional()?
+        .map(User::try_from)
+        .transpose()
+}
+
+pub fn emails(conn: &mut DbConn, id: &UserId) -> Result<Vec<UserEmail>, StorageError> {
+    user_emails::table
+        .filter(user_emails::user_id.eq(id.as_str()))
+        .order(user_emails::created_at.asc())
+        .select((
+            user_emails::email,
+            user_emails::verified_at,
+            user_emails::is_primary,
+        ))
+        .load::<(String, Option<i64>, bool)>(conn)?
+        .into_iter()
+        .map(|(email, verified_at, is_primary)| {
+            Ok(UserEmail {
+                email: Email::parse(&email)?,
+                verified_at: verified_at.map(Timestamp::from_millis),
+                is_primary,
+            })
+        })
+        .collect()
+}
+
+pub fn phones(conn: &mut DbConn, id: &UserId) -> Result<Vec<UserPhone>, StorageError> {
+    user_phones::table
+        .filter(user_phones::user_id.eq(id.as_str()))
+        .order(user_phones::created_at.asc())
+        .select((user_phones::phone, user_phones::verified_at))
+        .load::<(String, Option<i64>)>(conn)?
+        .into_iter()
+        .map(|(phone, verified_at)| {
+            Ok(UserPhone {
+                phone: Phone::parse(&phone)?,
+                verified_at: verified_at.map(Timestamp::from_millis),
+            })
+        })
+        .collect()
+}
+
+pub fn count(conn: &mut DbConn) -> Result<i64, StorageError> {
+    Ok(users::table.count().get_result(conn)?)
+}

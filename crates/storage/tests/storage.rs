@@ -1,0 +1,346 @@
+//! Storage behaviour on the default SQLite and, with BRAID_TEST_DATABASE_URL, on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use braid_core::{
+    Email, FederatedIdentity, Phone, Profile, ProviderId, Subject, Timestamp, UserEmail, UserId,
+    UserPhone, VerifiableEmail,
+};
+use braid_storage::repo::{exchange_codes, identities, keys, users};
+use braid_storage::test_support::TestDb;
+use braid_storage::{StorageError, write_transaction};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+fn identity(provider: &str, subject: &str, email: &str) -> FederatedIdentity {
+    FederatedIdentity {
+        provider: ProviderId::parse(provider).unwrap(),
+        issuer: format!("https://{provider}.example"),
+        subject: Subject::parse(subject).unwrap(),
+        emails: vec![VerifiableEmail {
+            email: Email::parse(email).unwrap(),
+            verified: true,
+        }],
+        phones: vec![],
+        profile: Profile {
+            name: Some("Alice".into()),
+            ..Profile::default()
+        },
+    }
+}
+
+fn verified_email(e: &str) -> UserEmail {
+    UserEmail {
+        email: Email::parse(e).unwrap(),
+        verified_at: Some(Timestamp::now()),
+        is_primary: true,
+    }
+}
+
+fn new_user(email: &str) -> users::NewUser {
+    users::NewUser {
+        emails: vec![verified_email(email)],
+        ..users::NewUser::default()
+    }
+}
+
+#[test]
+fn user_with_contacts_and_identity_round_trips() {
+    let t = TestDb::new().unwrap();
+    let mut c = t.db.conn().unwrap();
+    let now = Timestamp::now();
+    let new = users::NewUser {
+        display_name: Some("Alice Example".into()),
+        is_admin: false,
+        emails: vec![
+            verified_email("alice@example.com"),
+            UserEmail {
+                email: Email::parse("alice@work.example").unwrap(),
+                verified_at: None,
+                is_primary: false,
+            },
+        ],
+        phones: vec![UserPhone {
+            phone: Phone::parse("+12025550100").unwrap(),
+            verified_at: Some(now),
+        }],
+    };
+    let id = identity("github", "12345", "alice@example.com");
+    let (user, linked) = users::create_with_identity(&mut c, &new, &id, now).unwrap();
+
+    let loaded = users::find(&mut c, &user.id).unwrap().unwrap();
+    assert_eq!(loaded, user);
+    assert_eq!(
+        loaded.created_at, now,
+        "millisecond timestamps round-trip exactly"
+    );
+    let emails = users::emails(&mut c, &user.id).unwrap();
+    assert_eq!(emails, new.emails);
+    assert_eq!(users::phones(&mut c, &user.id).unwrap(), new.phones);
+
+    let found = identities::find_by_key(&mut c, &id.provider, &id.subject)
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, linked);
+    assert_eq!(found.user_id, user.id);
+    assert_eq!(found.snapshot, id);
+    assert_eq!(identities::of_user(&mut c, &user.id).unwrap(), vec![linked]);
+    assert!(users::find(&mut c, &UserId::generate()).unwrap().is_none());
+}
+
+#[test]
+fn unique_provider_subject_is_enforced() {
+    let t = TestDb::new().unwrap();
+    let mut c = t.db.conn().unwrap();
+    let now = Timestamp::now();
+    let a = users::create(&mut c, &new_user("a@example.com"), now).unwrap();
+    let b = users::create(&mut c, &new_user("b@example.com"), now).unwrap();
+    let id = identity("google", "sub-1", "a@example.com");
+    identities::insert(&mut c, &a.id, &id, now).unwrap();
+
+    let again = identities::insert(&mut c, &b.id, &id, now);
+    assert!(matches!(again, Err(StorageError::Conflict(_))), "{again:?}");
+    // The same subject at another provider is another identity.
+    identities::insert(
+        &mut c,
+        &b.id,
+        &identity("gitlab", "sub-1", "b@example.com"),
+        now,
+    )
+    .unwrap();
+    let owner = identities::find_by_key(&mut c, &id.provider, &id.subject)
+        .unwrap()
+        .unwrap();
+    assert_eq!(owner.user_id, a.id);
+}
+
+#[test]
+fn failed_multi_row_write_leaves_nothing_behind() {
+    let t = TestDb::new().unwrap();
+    let mut c = t.db.conn().unwrap();
+    let now = Timestamp::now();
+    let id = identity("google", "taken", "a@example.com");
+    users::create_with_identity(&mut c, &new_user("a@example.com"), &id, now).unwrap();
+    assert_eq!(users::count(&mut c).unwrap(), 1);
+
+    // The user row is written first, then the identity insert fails: both must be gone.
+    let err =
+        users::create_with_identity(&mut c, &new_user("b@example.com"), &id, now).unwrap_err();
+    assert!(matches!(err, StorageError::Conflict(_)), "{err:?}");
+    assert_eq!(users::count(&mut c).unwrap(), 1, "no orphan user");
+    assert_eq!(identities::count(&mut c).unwrap(), 1);
+
+    // A failing contact row (same address twice) undoes the user row too.
+    let dup = users::NewUser {
+        emails: vec![
+            verified_email("c@example.com"),
+            verified_email("c@example.com"),
+        ],
+        ..users::NewUser::default()
+    };
+    assert!(users::create(&mut c, &dup, now).is_err());
+    assert_eq!(users::count(&mut c).unwrap(), 1);
+
+    // The retry after the failure succeeds.
+    let fresh = identity("google", "fresh", "b@example.com");
+    users::create_with_identity(&mut c, &new_user("b@example.com"), &fresh, now).unwrap();
+    assert_eq!(users::count(&mut c).unwrap(), 2);
+}
+
+#[test]
+fn failed_write_transaction_rolls_back_every_statement() {
+    let t = TestDb::new().unwrap();
+    let mut c = t.db.conn().unwrap();
+    let now = Timestamp::now();
+    let result: Result<(), StorageError> = write_transaction(&mut c, |c| {
+        users::create(c, &new_user("x@example.com"), now)?;
+        users::create(c, &new_user("y@example.com"), now)?;
+        Err(StorageError::Conflict("injected failure".into()))
+    });
+    assert!(result.is_err());
+    assert_eq!(users::count(&mut c).unwrap(), 0);
+}
+
+#[test]
+fn verified_email_belongs_to_at_most_one_user() {
+    let t = TestDb::new().unwrap();
+    let mut c = t.db.conn().unwrap();
+    let now = Timestamp::now();
+    users::create(&mut c, &new_user("shared@example.com"), now).unwrap();
+    let second = users::create(&mut c, &new_user("shared@example.com"), now);
+    assert!(
+        matches!(second, Err(StorageError::Conflict(_))),
+        "{second:?}"
+    );
+    // Unverified copies of the address may exist (they prove nothing and match nothing).
+    let unverified = users::NewUser {
+        emails: vec![UserEmail {
+            email: Email::parse("shared@example.com").unwrap(),
+            verified_at: None,
+            is_primary: true,
+        }],
+        ..users::NewUser::default()
+    };
+    users::create(&mut c, &unverified, now).unwrap();
+    assert_eq!(users::count(&mut c).unwrap(), 2);
+}
+
+fn new_code(hash: &[u8], user: &UserId, ttl: Duration) -> exchange_codes::NewExchangeCode {
+    let now = Timestamp::now();
+    exchange_codes::NewExchangeCode {
+        code_hash: hash.to_vec(),
+        client_id: "app".into(),
+        redirect_uri: "https://app.example/cb".into(),
+        code_challenge: None,
+        code_challenge_method: None,
+        user_id: user.clone(),
+        auth_context: "{}".into(),
+        created_at: now,
+        expires_at: now.plus(ttl),
+    }
+}
+
+#[test]
+fn two_concurrent_consumers_of_one_code_exactly_one_wins() {
+    let t = TestDb::new().unwrap();
+    let user = {
+        let mut c = t.db.conn().unwrap();
+        let u = users::create(&mut c, &new_user("a@example.com"), Timestamp::now()).unwrap();
+        exchange_codes::insert(&mut c, &new_code(b"hash-1", &u.id, Duration::from_secs(60)))
+            .unwrap();
+        u
+    };
+    const RACERS: usize = 8;
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let handles: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let db = t.db.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut c = db.conn().unwrap();
+                barrier.wait();
+                exchange_codes::consume(&mut c, b"hash-1", Timestamp::now()).unwrap()
+            })
+        })
+        .collect();
+    let winners: Vec<_> = handles
+        .into_iter()
+        .filter_map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one consumer gets the code");
+    assert_eq!(winners[0].user_id, user.id);
+    assert_eq!(winners[0].redirect_uri, "https://app.example/cb");
+    let mut c = t.db.conn().unwrap();
+    assert!(
+        exchange_codes::consume(&mut c, b"hash-1", Timestamp::now())
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn expired_or_unknown_code_is_not_consumed() {
+    let t = TestDb::new().unwrap();
+    let mut c = t.db.conn().unwrap();
+    let u = users::create(&mut c, &new_user("a@example.com"), Timestamp::now()).unwrap();
+    exchange_codes::insert(&mut c, &new_code(b"short", &u.id, Duration::from_millis(1))).unwrap();
+    let later = Timestamp::now().plus(Duration::from_secs(1));
+    assert!(
+        exchange_codes::consume(&mut c, b"short", later)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        exchange_codes::consume(&mut c, b"never-issued", Timestamp::now())
+            .unwrap()
+            .is_none()
+    );
+}
+
+fn key(kid: &str) -> keys::SigningKeyRecord {
+    keys::SigningKeyRecord {
+        kid: kid.into(),
+        alg: "ES256".into(),
+        private_key: kid.as_bytes().to_vec(),
+        public_jwk: format!("{{\"kid\":\"{kid}\"}}"),
+        active: true,
+        created_at: Timestamp::now(),
+        retired_at: None,
+    }
+}
+
+#[test]
+fn concurrent_first_starts_agree_on_one_signing_key_and_secret() {
+    let t = TestDb::new().unwrap();
+    const STARTS: usize = 6;
+    let barrier = Arc::new(Barrier::new(STARTS));
+    let handles: Vec<_> = (0..STARTS)
+        .map(|i| {
+            let db = t.db.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut c = db.conn().unwrap();
+                barrier.wait();
+                let k = keys::ensure_active(&mut c, || Ok(key(&format!("kid-{i}")))).unwrap();
+                let s = keys::secret_get_or_create(&mut c, "session_key", || Ok(vec![i as u8; 64]))
+                    .unwrap();
+                (k.kid, s)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(results.windows(2).all(|w| w[0] == w[1]), "{results:?}");
+    let mut c = t.db.conn().unwrap();
+    assert_eq!(keys::published(&mut c, Timestamp::now()).unwrap().len(), 1);
+}
+
+#[test]
+fn rotation_retires_the_old_key_and_keeps_publishing_it() {
+    let t = TestDb::new().unwrap();
+    let mut c = t.db.conn().unwrap();
+    keys::ensure_active(&mut c, || Ok(key("old"))).unwrap();
+    let before = Timestamp::now().minus(Duration::from_secs(1));
+    keys::rotate(&mut c, &key("new"), Timestamp::now()).unwrap();
+    assert_eq!(keys::active(&mut c).unwrap().unwrap().kid, "new");
+    let published: Vec<_> = keys::published(&mut c, before)
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.kid, k.active))
+        .collect();
+    assert_eq!(published.len(), 2);
+    assert!(
+        published.contains(&("new".into(), true)) && published.contains(&("old".into(), false))
+    );
+    // Once every token it signed has expired, the old key is no longer published.
+    let later = Timestamp::now().plus(Duration::from_secs(1));
+    assert_eq!(keys::published(&mut c, later).unwrap().len(), 1);
+}
+
+#[test]
+fn deleting_a_user_removes_its_identities_and_contacts() {
+    use diesel::RunQueryDsl;
+    let t = TestDb::new().unwrap();
+    let mut c = t.db.conn().unwrap();
+    let id = identity("google", "gone", "a@example.com");
+    let (user, _) =
+        users::create_with_identity(&mut c, &new_user("a@example.com"), &id, Timestamp::now())
+            .unwrap();
+    let deleted = diesel::sql_query(format!("DELETE FROM users WHERE id = '{}'", user.id))
+        .execute(&mut *c)
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(
+        identities::find_by_key(&mut c, &id.provider, &id.subject)
+            .unwrap()
+            .is_none()
+    );
+    assert!(users::emails(&mut c, &user.id).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_readiness_reports_them() {
+    let t = TestDb::new().unwrap();
+    assert!(t.db.is_ready().await.unwrap());
+    assert_eq!(t.db.migrate().unwrap(), 0, "nothing left to apply");
+    let n = t.db.run(|c| users::count(c)).await.unwrap();
+    assert_eq!(n, 0);
+}

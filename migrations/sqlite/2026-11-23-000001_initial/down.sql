@@ -1,0 +1,17 @@
+DROP TABLE rate_limits;
+DROP TABLE outbox;
+DROP TABLE audit_events;
+DROP TABLE sessions;
+DROP TABLE server_secrets;
+DROP TABLE signing_keys;
+DROP TABLE revoked_access_tokens;
+DROP TABLE refresh_tokens;
+DROP TABLE exchange_codes;
+DROP TABLE verification_codes;
+DROP TABLE link_flows;
+DROP TABLE login_flows;
+DROP TABLE credentials;
+DROP TABLE identities;
+DROP TABLE user_phones;
+DROP TABLE user_emails;
+DROP TABLE users;
