@@ -7,6 +7,7 @@ pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod phone;
+pub mod secret;
 pub mod time;
 pub mod user;
 
@@ -18,5 +19,6 @@ pub use identity::{
 };
 pub use ids::{UserId, new_id};
 pub use phone::Phone;
+pub use secret::Secret;
 pub use time::Timestamp;
 pub use user::{User, UserEmail, UserPhone};

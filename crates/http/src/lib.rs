@@ -1,1 +1,12 @@
+//! Braid's HTTP surface: the actix-web application, its settings, keys and routes.
 
+pub mod keys;
+pub mod problem;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use settings::Settings;
+pub use startup::{Application, StartupError};

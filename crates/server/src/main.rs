@@ -1,1 +1,137 @@
-fn main() {}
+//! `braid`: the identity broker's command line.
+
+mod config;
+mod telemetry;
+
+use braid_http::{Application, Settings};
+use braid_storage::Database;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "braid",
+    version,
+    about = "Braid: a self-hosted identity broker"
+)]
+struct Cli {
+    /// Configuration file (TOML). Default: config/braid.toml when it exists.
+    #[arg(long, global = true, env = "BRAID_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (migrates the database first unless server.migrate_on_start = false).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Validate the configuration: one line per problem, non-zero exit if any.
+    CheckConfig,
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Make a new signing key active; the old one stays published until its tokens expire.
+    Rotate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(s) => s,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!(
+                "braid: {} configuration problem(s); see config/braid.example.toml",
+                problems.len()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::CheckConfig => check_config(&settings),
+        Command::Migrate => run_blocking(|| migrate(&settings)),
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => run_blocking(|| rotate_keys(&settings)),
+        Command::Serve => serve(settings),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn check_config(settings: &Settings) -> ExitCode {
+    println!(
+        "configuration OK: {} provider(s), {} client(s), database {}",
+        settings.federated_login.providers.len(),
+        settings.clients.len(),
+        braid_storage::redact(&settings.database.url)
+    );
+    ExitCode::SUCCESS
+}
+
+fn run_blocking(f: impl FnOnce() -> Result<(), String>) -> ExitCode {
+    match f() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("braid: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn migrate(settings: &Settings) -> Result<(), String> {
+    let db = Database::connect(&settings.database).map_err(|e| e.to_string())?;
+    let applied = db.migrate().map_err(|e| e.to_string())?;
+    println!("{applied} migration(s) applied to {}", db.display_url());
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn rotate_keys(settings: &Settings) -> Result<(), String> {
+    let db = Database::connect(&settings.database).map_err(|e| e.to_string())?;
+    let key = braid_http::keys::generate(settings.tokens.signing_alg).map_err(|e| e.to_string())?;
+    let mut conn = db.conn().map_err(|e| e.to_string())?;
+    braid_storage::repo::keys::rotate(&mut conn, &key, braid_core::Timestamp::now())
+        .map_err(|e| e.to_string())?;
+    println!("new signing key {} ({}) is active", key.kid, key.alg);
+    Ok(())
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    telemetry::init(&settings.log);
+    let result = actix_web::rt::System::new().block_on(async move {
+        let next = settings.next_steps();
+        let database = braid_storage::redact(&settings.database.url);
+        let app = Application::build(settings).await?;
+        tracing::info!(port = app.port(), %database, "braid is listening");
+        if !next.is_empty() {
+            tracing::info!("to configure next: {}", next.join("; "));
+        }
+        app.run_until_stopped()
+            .await
+            .map_err(|source| braid_http::StartupError::Bind {
+                addr: "server".into(),
+                source,
+            })
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "braid stopped");
+            eprintln!("braid: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

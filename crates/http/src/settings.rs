@@ -1,0 +1,645 @@
+//! The whole configuration, section by section. Each section knows its defaults and the
+//! problems an operator can fix; loading the layers (file, environment) is the server's job.
+
+use braid_core::Secret;
+use braid_providers::ProviderSettings;
+use braid_storage::DatabaseSettings;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub log: LogSettings,
+    pub database: DatabaseSettings,
+    pub federated_login: FederatedLoginSettings,
+    pub account_linking: AccountLinkingSettings,
+    pub clients: BTreeMap<String, ClientSettings>,
+    pub tokens: TokenSettings,
+    pub sessions: SessionSettings,
+    pub smtp: SmtpSettings,
+    pub sms: SmsSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// The URL browsers and apps reach Braid at; default `http://{host}:{port}`.
+    pub public_url: Option<String>,
+    /// Worker threads; default: one per core.
+    pub workers: Option<usize>,
+    /// Apply pending database migrations when `braid serve` starts.
+    pub migrate_on_start: bool,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            public_url: None,
+            workers: None,
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl ServerSettings {
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}:{}", self.host, self.port),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An EnvFilter directive (`info`, `braid_http=debug,info`); `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FederatedLoginSettings {
+    /// Where the browser goes after a login started without `client_id`/`redirect_uri`
+    /// (a path on `default_client`'s origin or one of its redirect URIs).
+    pub redirect_location: String,
+    /// The client used when a login names none.
+    pub default_client: Option<String>,
+    /// How long a started upstream login may take, in seconds.
+    pub flow_expiration: u64,
+    pub providers: BTreeMap<String, ProviderSettings>,
+}
+
+impl Default for FederatedLoginSettings {
+    fn default() -> Self {
+        Self {
+            redirect_location: "/".into(),
+            default_client: None,
+            flow_expiration: 600,
+            providers: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    #[default]
+    Disabled,
+    Automatic,
+    Manual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchBy {
+    Email,
+    Phone,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnAmbiguity {
+    #[default]
+    Manual,
+    Conflict,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictAction {
+    #[default]
+    Error,
+    CreateUser,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LinkRoutes {
+    pub select: Vec<String>,
+    pub verify: Vec<String>,
+}
+
+impl Default for LinkRoutes {
+    fn default() -> Self {
+        Self {
+            select: vec!["link".into(), "select".into()],
+            verify: vec!["link".into(), "verify".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccountLinkingSettings {
+    pub resolution: Resolution,
+    pub match_by: Vec<MatchBy>,
+    pub on_ambiguity: OnAmbiguity,
+    pub conflict_action: ConflictAction,
+    /// Lifetime of a manual link flow, in seconds.
+    pub state_expiration: u64,
+    pub routes: LinkRoutes,
+}
+
+impl Default for AccountLinkingSettings {
+    fn default() -> Self {
+        Self {
+            resolution: Resolution::Disabled,
+            match_by: vec![MatchBy::Email, MatchBy::Phone],
+            on_ambiguity: OnAmbiguity::Manual,
+            conflict_action: ConflictAction::Error,
+            state_expiration: 600,
+            routes: LinkRoutes::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientSettings {
+    /// Exact redirect URIs the exchange code may be delivered to.
+    pub redirect_uris: Vec<String>,
+    /// Confidential clients authenticate with this secret; public clients have none and use PKCE.
+    pub secret: Option<Secret>,
+    pub secret_file: Option<PathBuf>,
+    pub public: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigningAlg {
+    #[default]
+    ES256,
+    EdDSA,
+    RS256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::EdDSA => "EdDSA",
+            SigningAlg::RS256 => "RS256",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenSettings {
+    /// `iss` of Braid's tokens; default: the public URL.
+    pub issuer: Option<String>,
+    pub signing_alg: SigningAlg,
+    /// Access token lifetime in seconds (at most 900).
+    pub access_token_ttl: u64,
+    /// Refresh token lifetime in seconds, renewed at each rotation.
+    pub refresh_token_ttl: u64,
+    /// Absolute lifetime of a refresh token family in seconds, whatever the rotations.
+    pub refresh_token_max_lifetime: u64,
+    /// Exchange code lifetime in seconds (at most 600).
+    pub exchange_code_ttl: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            signing_alg: SigningAlg::ES256,
+            access_token_ttl: 900,
+            refresh_token_ttl: 14 * 24 * 3600,
+            refresh_token_max_lifetime: 30 * 24 * 3600,
+            exchange_code_ttl: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStoreKind {
+    #[default]
+    Database,
+    Redis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionSettings {
+    /// Keep browser sessions (and manual link flow state) server-side; otherwise flow state
+    /// lives in an encrypted cookie.
+    pub enabled: bool,
+    pub store: SessionStoreKind,
+    pub redis_url: Option<String>,
+    pub cookie_name: String,
+    /// Session lifetime in seconds.
+    pub ttl: u64,
+    /// `Secure` cookies; default: when the public URL is https.
+    pub cookie_secure: Option<bool>,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            store: SessionStoreKind::Database,
+            redis_url: None,
+            cookie_name: "braid_session".into(),
+            ttl: 24 * 3600,
+            cookie_secure: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmtpSettings {
+    /// `smtp://host:port` (STARTTLS when offered), `smtps://host:465`; unset: no email is sent.
+    pub url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub password_file: Option<PathBuf>,
+    /// From header of every message.
+    pub from: String,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            username: None,
+            password: None,
+            password_file: None,
+            from: "Braid <noreply@localhost.localdomain>".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsProvider {
+    #[default]
+    None,
+    Webhook,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmsSettings {
+    pub provider: SmsProvider,
+    /// `webhook`: Braid POSTs `{"to": "+E164", "body": "..."}` here.
+    pub webhook_url: Option<String>,
+    /// Sent as `Authorization: Bearer …` to the webhook.
+    pub webhook_token: Option<Secret>,
+    pub webhook_token_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Every problem an operator can fix, one line each, prefixed with the setting's path.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = self.database.problems();
+        out.extend(self.server_problems());
+        for (id, p) in &self.federated_login.providers {
+            out.extend(p.problems(id));
+        }
+        out.extend(self.client_problems());
+        out.extend(self.token_problems());
+        out.extend(self.linking_problems());
+        out.extend(self.session_problems());
+        out.extend(self.delivery_problems());
+        out
+    }
+
+    fn server_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(u) = &self.server.public_url {
+            match url::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {}
+                _ => out.push(format!("server.public_url: {u:?} is not an http(s) URL")),
+            }
+        }
+        if self.server.workers == Some(0) {
+            out.push("server.workers: must be at least 1".into());
+        }
+        if self.server.host.trim().is_empty() {
+            out.push("server.host: missing".into());
+        }
+        out
+    }
+
+    fn client_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (id, c) in &self.clients {
+            let at = format!("clients.{id}");
+            if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+                out.push(format!(
+                    "{at}: client id must be 1-128 printable ASCII characters"
+                ));
+            }
+            if c.redirect_uris.is_empty() {
+                out.push(format!("{at}.redirect_uris: at least one is required"));
+            }
+            for uri in &c.redirect_uris {
+                if let Err(e) = check_redirect_uri(uri) {
+                    out.push(format!("{at}.redirect_uris: {e}"));
+                }
+            }
+            let has_secret =
+                c.secret.as_ref().is_some_and(|s| !s.is_empty()) || c.secret_file.is_some();
+            match (c.public, has_secret) {
+                (true, true) => out.push(format!("{at}: a public client has no secret")),
+                (false, false) => out.push(format!(
+                    "{at}.secret: missing secret (or set public = true)"
+                )),
+                _ => {}
+            }
+            if c.secret.is_some() && c.secret_file.is_some() {
+                out.push(format!("{at}: set secret or secret_file, not both"));
+            }
+            if let Some(s) = &c.secret {
+                if !s.is_empty() && s.expose().len() < 32 {
+                    out.push(format!("{at}.secret: must be at least 32 characters"));
+                }
+            }
+        }
+        if let Some(d) = &self.federated_login.default_client {
+            if !self.clients.contains_key(d) {
+                out.push(format!(
+                    "federated_login.default_client: no client {d:?} in [clients]"
+                ));
+            }
+        }
+        out
+    }
+
+    fn token_problems(&self) -> Vec<String> {
+        let t = &self.tokens;
+        let mut out = Vec::new();
+        if !(1..=900).contains(&t.access_token_ttl) {
+            out.push("tokens.access_token_ttl: must be between 1 and 900 seconds".into());
+        }
+        if !(1..=600).contains(&t.exchange_code_ttl) {
+            out.push("tokens.exchange_code_ttl: must be between 1 and 600 seconds".into());
+        }
+        if t.refresh_token_ttl == 0 || t.refresh_token_ttl > t.refresh_token_max_lifetime {
+            out.push("tokens.refresh_token_ttl: must be at least 1 and at most refresh_token_max_lifetime".into());
+        }
+        if let Some(iss) = &t.issuer {
+            if url::Url::parse(iss).is_err() {
+                out.push(format!("tokens.issuer: {iss:?} is not a URL"));
+            }
+        }
+        out
+    }
+
+    fn linking_problems(&self) -> Vec<String> {
+        let l = &self.account_linking;
+        let mut out = Vec::new();
+        if !(60..=3600).contains(&l.state_expiration) {
+            out.push(
+                "account_linking.state_expiration: must be between 60 and 3600 seconds".into(),
+            );
+        }
+        if l.resolution != Resolution::Disabled && l.match_by.is_empty() {
+            out.push("account_linking.match_by: empty, so linking can never find anyone".into());
+        }
+        for (name, path) in [("select", &l.routes.select), ("verify", &l.routes.verify)] {
+            let segment_ok = |s: &String| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            };
+            if path.is_empty() || !path.iter().all(segment_ok) {
+                out.push(format!(
+                    "account_linking.routes.{name}: path segments of letters, digits, - and _"
+                ));
+            }
+        }
+        if l.routes.select == l.routes.verify {
+            out.push("account_linking.routes: select and verify must differ".into());
+        }
+        if !(60..=3600).contains(&self.federated_login.flow_expiration) {
+            out.push("federated_login.flow_expiration: must be between 60 and 3600 seconds".into());
+        }
+        out
+    }
+
+    fn session_problems(&self) -> Vec<String> {
+        let s = &self.sessions;
+        let mut out = Vec::new();
+        if s.enabled && s.store == SessionStoreKind::Redis {
+            match &s.redis_url {
+                Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {}
+                Some(_) => {
+                    out.push("sessions.redis_url: must start with redis:// or rediss://".into())
+                }
+                None => {
+                    out.push("sessions.redis_url: required when sessions.store = \"redis\"".into())
+                }
+            }
+        }
+        if s.cookie_name.is_empty()
+            || !s
+                .cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            out.push("sessions.cookie_name: letters, digits, _ and - only".into());
+        }
+        out
+    }
+
+    fn delivery_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(u) = &self.smtp.url {
+            match url::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "smtp" | "smtps") && p.host_str().is_some() => {
+                    if p.password().is_some() {
+                        out.push("smtp.url: put the password in smtp.password or smtp.password_file, not the URL".into());
+                    }
+                }
+                _ => out.push(format!(
+                    "smtp.url: {:?} must be smtp://host:port or smtps://host:port",
+                    braid_storage::redact(u)
+                )),
+            }
+        }
+        if self.smtp.password.is_some() && self.smtp.password_file.is_some() {
+            out.push("smtp: set password or password_file, not both".into());
+        }
+        if self.sms.provider == SmsProvider::Webhook {
+            match &self.sms.webhook_url {
+                Some(u)
+                    if url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https")) => {
+                }
+                Some(_) => out.push("sms.webhook_url: not an http(s) URL".into()),
+                None => {
+                    out.push("sms.webhook_url: required when sms.provider = \"webhook\"".into())
+                }
+            }
+        }
+        out
+    }
+
+    /// Replaces every `*_file` secret by the file's content (trailing newline removed).
+    /// Returns the files that could not be read, one line each.
+    pub fn load_secret_files(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut load = |at: String, target: &mut Option<Secret>, file: &Option<PathBuf>| {
+            if let Some(path) = file {
+                match std::fs::read_to_string(path) {
+                    Ok(s) => *target = Some(Secret::new(s.trim_end_matches(['\n', '\r']))),
+                    Err(e) => out.push(format!("{at}: cannot read {}: {e}", path.display())),
+                }
+            }
+        };
+        for (id, p) in &mut self.federated_login.providers {
+            load(
+                format!("federated_login.providers.{id}.client_secret_file"),
+                &mut p.client_secret,
+                &p.client_secret_file,
+            );
+        }
+        for (id, c) in &mut self.clients {
+            load(
+                format!("clients.{id}.secret_file"),
+                &mut c.secret,
+                &c.secret_file,
+            );
+        }
+        load(
+            "smtp.password_file".into(),
+            &mut self.smtp.password,
+            &self.smtp.password_file,
+        );
+        load(
+            "sms.webhook_token_file".into(),
+            &mut self.sms.webhook_token,
+            &self.sms.webhook_token_file,
+        );
+        out
+    }
+
+    /// What an operator still has to set for a useful deployment, for the start-up log line.
+    pub fn next_steps(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.federated_login.providers.is_empty() {
+            out.push("add a provider under [federated_login.providers.<name>]");
+        }
+        if self.clients.is_empty() {
+            out.push("register your app under [clients.<client_id>]");
+        }
+        if self.server.public_url.is_none() {
+            out.push("set server.public_url to the https URL users reach Braid at");
+        }
+        out
+    }
+}
+
+/// Redirect URIs: absolute, no fragment; https, http only on loopback (RFC 8252 §7.3), or a
+/// private-use scheme with a dot for native apps (RFC 8252 §7.1).
+pub fn check_redirect_uri(uri: &str) -> Result<url::Url, String> {
+    let u = url::Url::parse(uri).map_err(|e| format!("{uri:?}: {e}"))?;
+    if u.fragment().is_some() {
+        return Err(format!("{uri:?}: must not contain a fragment"));
+    }
+    let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match u.scheme() {
+        "https" => Ok(u),
+        "http" if loopback => Ok(u),
+        "http" => Err(format!("{uri:?}: http is allowed only on loopback")),
+        s if s.contains('.') => Ok(u),
+        _ => Err(format!(
+            "{uri:?}: use https, http on loopback, or a reverse-domain scheme"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_safe() {
+        let s = Settings::default();
+        assert_eq!(s.problems(), Vec::<String>::new());
+        assert_eq!(s.server.public_url(), "http://127.0.0.1:8080");
+        assert_eq!(s.account_linking.resolution, Resolution::Disabled);
+        assert_eq!(s.database.url, "sqlite://data/braid.db");
+        assert_eq!(s.next_steps().len(), 3);
+    }
+
+    #[test]
+    fn redirect_uris_are_checked() {
+        assert!(check_redirect_uri("https://app.example/cb").is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1:3000/cb").is_ok());
+        assert!(check_redirect_uri("com.example.app:/oauth").is_ok());
+        assert!(check_redirect_uri("http://app.example/cb").is_err());
+        assert!(check_redirect_uri("https://app.example/cb#x").is_err());
+        assert!(check_redirect_uri("javascript:alert(1)").is_err());
+        assert!(check_redirect_uri("/relative").is_err());
+    }
+
+    #[test]
+    fn clients_need_a_secret_or_to_be_public() {
+        let mut s = Settings::default();
+        s.clients.insert(
+            "app".into(),
+            ClientSettings {
+                redirect_uris: vec!["https://app.example/cb".into()],
+                ..Default::default()
+            },
+        );
+        assert!(
+            s.problems()
+                .iter()
+                .any(|p| p.starts_with("clients.app.secret: missing secret"))
+        );
+        s.clients.get_mut("app").unwrap().secret = Some(Secret::new("x".repeat(40)));
+        assert_eq!(s.problems(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn secret_files_are_read_and_unreadable_ones_reported() {
+        let dir = std::env::temp_dir().join(format!("braid-secret-{}", braid_core::new_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("smtp");
+        std::fs::write(&file, "p4ss\n").unwrap();
+        let mut s = Settings::default();
+        s.smtp.password_file = Some(file);
+        s.clients.insert(
+            "app".into(),
+            ClientSettings {
+                secret_file: Some(dir.join("missing")),
+                ..Default::default()
+            },
+        );
+        let problems = s.load_secret_files();
+        assert_eq!(s.smtp.password.as_ref().map(Secret::expose), Some("p4ss"));
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with("clients.app.secret_file: cannot read"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

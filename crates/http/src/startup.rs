@@ -1,0 +1,144 @@
+//! Building the application: database, keys, listener, server. Tests start it on port 0.
+
+use crate::keys::{self, KeyError};
+use crate::settings::Settings;
+use crate::state::AppState;
+use crate::telemetry::BraidRootSpan;
+use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{App, HttpMessage, HttpServer, web};
+use braid_storage::repo::keys as key_repo;
+use braid_storage::{Database, StorageError};
+use std::net::TcpListener;
+use std::sync::Arc;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+/// Request bodies larger than this are refused before any handler runs.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let settings = Arc::new(settings);
+        let state = prepare_state(settings.clone()).await?;
+        let addr = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind { addr, source })?
+            .port();
+        let state = web::Data::new(state);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .app_data(web::FormConfig::default().limit(MAX_BODY_BYTES))
+                .app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES))
+                .configure(crate::routes::configure)
+                .default_service(web::to(crate::problem::not_found))
+                .wrap(security_headers())
+                .wrap(actix_web::middleware::from_fn(request_id_header))
+                .wrap(TracingLogger::<BraidRootSpan>::new())
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: format!("port {port}"),
+            source,
+        })?
+        .shutdown_timeout(10);
+        if let Some(workers) = settings.server.workers {
+            server = server.workers(workers);
+        }
+        Ok(Self {
+            port,
+            server: server.run(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Connects, migrates (when configured) and makes sure the shared keys exist.
+async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError> {
+    let db_settings = settings.database.clone();
+    let migrate = settings.server.migrate_on_start;
+    let alg = settings.tokens.signing_alg;
+    let (db, session_key, kid) = tokio::task::spawn_blocking(move || -> Result<_, StartupError> {
+        let db = Database::connect(&db_settings)?;
+        if migrate {
+            let applied = db.migrate()?;
+            if applied > 0 {
+                tracing::info!(applied, "database migrated");
+            }
+        }
+        let mut conn = db.conn()?;
+        let key = key_repo::ensure_active(&mut conn, || Ok(keys::generate(alg)?))?;
+        if key.alg != alg.as_str() {
+            tracing::warn!(active = %key.alg, configured = alg.as_str(), "tokens.signing_alg differs from the active key; run `braid keys rotate` to switch");
+        }
+        let session_key = key_repo::secret_get_or_create(&mut conn, "session_key", || Ok(keys::generate_session_key()?))?;
+        Ok((db, session_key, key.kid))
+    })
+    .await
+    .map_err(|e| StorageError::Unavailable(format!("start-up task failed: {e}")))??;
+    Ok(AppState {
+        db,
+        settings,
+        session_key,
+        signing_kid: kid,
+    })
+}
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::CACHE_CONTROL, "no-store"))
+}
+
+/// Echoes the request id of the log lines in `X-Request-Id`, so a user's report can be traced.
+async fn request_id_header(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let id = req.extensions().get::<RequestId>().map(ToString::to_string);
+    let mut res = next.call(req).await?;
+    if let Some(value) = id.and_then(|id| header::HeaderValue::from_str(&id).ok()) {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(res)
+}

@@ -1,0 +1,190 @@
+//! The `braid` binary as an operator runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn braid(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_braid"));
+    cmd.current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BRAID_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_ready(url: &str, child: &mut Child) -> reqwest::Response {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("braid exited early with {status}");
+        }
+        if let Ok(r) = reqwest::get(url).await {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "braid did not answer at {url}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn starts_in_an_empty_directory_with_no_configuration_and_is_ready() {
+    assert!(
+        TcpListener::bind("127.0.0.1:8080").is_ok(),
+        "this test runs braid on its default port 8080, which another process holds"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Running(braid(dir.path()).arg("serve").spawn().unwrap());
+    let ready = wait_ready("http://127.0.0.1:8080/readyz", &mut child.0).await;
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.unwrap()["status"],
+        "ready"
+    );
+    let health = reqwest::get("http://127.0.0.1:8080/healthz").await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        dir.path().join("data/braid.db").is_file(),
+        "SQLite database created at ./data/braid.db"
+    );
+}
+
+#[test]
+fn a_bad_database_url_is_a_clear_error_and_creates_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "mysql://root@localhost/braid",
+        "postgres:/u:p@127.0.0.1:1/",
+        "braid.db",
+    ] {
+        let out = braid(dir.path())
+            .arg("serve")
+            .env("BRAID_DATABASE__URL", url)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("database.url: invalid database url"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing was created"
+    );
+}
+
+#[test]
+fn an_unreachable_postgres_fails_at_start_without_falling_back_to_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1; the password must not be printed.
+    let out = braid(dir.path())
+        .arg("serve")
+        .env(
+            "BRAID_DATABASE__URL",
+            "postgres://braid:s3cret@127.0.0.1:1/braid",
+        )
+        .env("BRAID_SERVER__PORT", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("database unavailable"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "password leaked: {stderr}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no SQLite file named after the URL"
+    );
+}
+
+#[test]
+fn check_config_prints_one_line_per_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[server]\nprot = 1\n[federated_login.providers.corp]\npreset = \"oidc\"\nclient_id = \"x\"\n",
+    )
+    .unwrap();
+    let out = braid(dir.path())
+        .args(["check-config", "--config", "bad.toml"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<_> = stderr.lines().collect();
+    assert!(lines.contains(&"server.prot: unknown key"), "{stderr}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("federated_login.providers.corp.issuer")),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("federated_login.providers.corp.client_secret")),
+        "{stderr}"
+    );
+
+    let ok = braid(dir.path()).arg("check-config").output().unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("configuration OK"));
+}
+
+#[test]
+fn migrate_then_rotate_keys_on_the_configured_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("b.db").display());
+    let out = braid(dir.path())
+        .arg("migrate")
+        .env("BRAID_DATABASE__URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("1 migration(s) applied"));
+    let again = braid(dir.path())
+        .arg("migrate")
+        .env("BRAID_DATABASE__URL", &url)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).starts_with("0 migration(s) applied"));
+    let rotate = braid(dir.path())
+        .args(["keys", "rotate"])
+        .env("BRAID_DATABASE__URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        rotate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    assert!(String::from_utf8_lossy(&rotate.stdout).contains("(ES256) is active"));
+}
