@@ -1,6 +1,7 @@
 //! Braid's HTTP surface: the actix-web application, its settings, keys and routes.
 
 pub mod keys;
+pub mod limits;
 pub mod problem;
 pub mod routes;
 pub mod settings;

@@ -25,6 +25,10 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Keys(#[from] KeyError),
+    #[error(
+        "the database is not migrated; run `braid migrate` or set server.migrate_on_start = true"
+    )]
+    NotMigrated,
 }
 
 pub struct Application {
@@ -58,6 +62,9 @@ impl Application {
                 .configure(crate::routes::configure)
                 .default_service(web::to(crate::problem::not_found))
                 .wrap(security_headers())
+                .wrap(actix_web::middleware::from_fn(
+                    crate::limits::request_limits,
+                ))
                 .wrap(actix_web::middleware::from_fn(request_id_header))
                 .wrap(TracingLogger::<BraidRootSpan>::new())
         })
@@ -98,6 +105,8 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
             if applied > 0 {
                 tracing::info!(applied, "database migrated");
             }
+        } else if db.has_pending_migrations()? {
+            return Err(StartupError::NotMigrated);
         }
         let mut conn = db.conn()?;
         let key = key_repo::ensure_active(&mut conn, || Ok(keys::generate(alg)?))?;

@@ -169,6 +169,15 @@ impl Database {
         })
     }
 
+    pub fn has_pending_migrations(&self) -> Result<bool, StorageError> {
+        let mut conn = self.conn()?;
+        let pending = match &mut *conn {
+            DbConn::Postgres(pg) => pg.has_pending_migration(POSTGRES_MIGRATIONS),
+            DbConn::Sqlite(lite) => lite.has_pending_migration(SQLITE_MIGRATIONS),
+        };
+        pending.map_err(|e| StorageError::Migration(e.to_string()))
+    }
+
     /// Ready means: a connection answers and the newest migration this binary knows is applied.
     pub async fn is_ready(&self) -> Result<bool, StorageError> {
         let latest = self.latest_migration.clone();

@@ -344,3 +344,19 @@ async fn migrations_are_idempotent_and_readiness_reports_them() {
     let n = t.db.run(|c| users::count(c)).await.unwrap();
     assert_eq!(n, 0);
 }
+
+#[tokio::test]
+async fn an_unmigrated_database_is_reachable_but_not_ready() {
+    let dir = std::env::temp_dir().join(format!("braid-fresh-{}", braid_core::new_id()));
+    let settings = braid_storage::DatabaseSettings {
+        url: format!("sqlite://{}", dir.join("fresh.db").display()),
+        ..Default::default()
+    };
+    let db = braid_storage::Database::connect(&settings).unwrap();
+    assert!(!db.is_ready().await.unwrap());
+    assert!(db.has_pending_migrations().unwrap());
+    db.migrate().unwrap();
+    assert!(db.is_ready().await.unwrap());
+    assert!(!db.has_pending_migrations().unwrap());
+    std::fs::remove_dir_all(dir).unwrap();
+}
