@@ -378,18 +378,19 @@ impl Settings {
             if c.secret.is_some() && c.secret_file.is_some() {
                 out.push(format!("{at}: set secret or secret_file, not both"));
             }
-            if let Some(s) = &c.secret {
-                if !s.is_empty() && s.expose().len() < 32 {
-                    out.push(format!("{at}.secret: must be at least 32 characters"));
-                }
+            if let Some(s) = &c.secret
+                && !s.is_empty()
+                && s.expose().len() < 32
+            {
+                out.push(format!("{at}.secret: must be at least 32 characters"));
             }
         }
-        if let Some(d) = &self.federated_login.default_client {
-            if !self.clients.contains_key(d) {
-                out.push(format!(
-                    "federated_login.default_client: no client {d:?} in [clients]"
-                ));
-            }
+        if let Some(d) = &self.federated_login.default_client
+            && !self.clients.contains_key(d)
+        {
+            out.push(format!(
+                "federated_login.default_client: no client {d:?} in [clients]"
+            ));
         }
         out
     }
@@ -406,10 +407,10 @@ impl Settings {
         if t.refresh_token_ttl == 0 || t.refresh_token_ttl > t.refresh_token_max_lifetime {
             out.push("tokens.refresh_token_ttl: must be at least 1 and at most refresh_token_max_lifetime".into());
         }
-        if let Some(iss) = &t.issuer {
-            if url::Url::parse(iss).is_err() {
-                out.push(format!("tokens.issuer: {iss:?} is not a URL"));
-            }
+        if let Some(iss) = &t.issuer
+            && url::Url::parse(iss).is_err()
+        {
+            out.push(format!("tokens.issuer: {iss:?} is not a URL"));
         }
         out
     }

@@ -79,12 +79,12 @@ impl Database {
     /// be reached; creates the SQLite file (and its folder) when it does not exist yet.
     pub fn connect(settings: &DatabaseSettings) -> Result<Self, StorageError> {
         let target = DatabaseTarget::parse(&settings.url)?;
-        if let DatabaseTarget::Sqlite(path) = &target {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-                })?;
-            }
+        if let DatabaseTarget::Sqlite(path) = &target
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let manager = ConnectionManager::new(target.clone());
         // One direct connection first: r2d2 would only report a timeout.

@@ -341,7 +341,7 @@ async fn migrations_are_idempotent_and_readiness_reports_them() {
     let t = TestDb::new().unwrap();
     assert!(t.db.is_ready().await.unwrap());
     assert_eq!(t.db.migrate().unwrap(), 0, "nothing left to apply");
-    let n = t.db.run(|c| users::count(c)).await.unwrap();
+    let n = t.db.run(users::count).await.unwrap();
     assert_eq!(n, 0);
 }
 
