@@ -31,6 +31,8 @@ enum Command {
     Migrate,
     /// Validate the configuration: one line per problem, non-zero exit if any.
     CheckConfig,
+    /// Exit 0 when this instance's /readyz answers 200 (for container health checks).
+    Healthcheck,
     /// Manage signing keys.
     Keys {
         #[command(subcommand)]
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Keys {
             action: KeysAction::Rotate,
         } => run_blocking(|| rotate_keys(&settings)),
+        Command::Healthcheck => run_blocking(|| healthcheck(&settings)),
         Command::Serve => serve(settings),
     }
 }
@@ -107,6 +110,32 @@ fn rotate_keys(settings: &Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     println!("new signing key {} ({}) is active", key.kid, key.alg);
     Ok(())
+}
+
+/// A plain HTTP/1.0 GET on loopback: the runtime image has no curl, and this needs no TLS.
+fn healthcheck(settings: &Settings) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], settings.server.port));
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 32];
+    let n = stream.read(&mut head).map_err(|e| e.to_string())?;
+    let status_line = String::from_utf8_lossy(&head[..n]);
+    if status_line.starts_with("HTTP/1.0 200") || status_line.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(format!(
+            "not ready: {}",
+            status_line.lines().next().unwrap_or_default()
+        ))
+    }
 }
 
 fn serve(settings: Settings) -> ExitCode {

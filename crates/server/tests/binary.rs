@@ -188,3 +188,38 @@ fn migrate_then_rotate_keys_on_the_configured_database() {
     );
     assert!(String::from_utf8_lossy(&rotate.stdout).contains("(ES256) is active"));
 }
+
+#[tokio::test]
+async fn healthcheck_reports_readiness_of_the_local_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let down = braid(dir.path())
+        .arg("healthcheck")
+        .env("BRAID_SERVER__PORT", &port)
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(1), "nothing listens yet");
+    let mut child = Running(
+        braid(dir.path())
+            .arg("serve")
+            .env("BRAID_SERVER__PORT", &port)
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(&format!("http://127.0.0.1:{port}/readyz"), &mut child.0).await;
+    let up = braid(dir.path())
+        .arg("healthcheck")
+        .env("BRAID_SERVER__PORT", &port)
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+}
