@@ -6,6 +6,7 @@ pub mod email;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod linking;
 pub mod phone;
 pub mod secret;
 pub mod time;

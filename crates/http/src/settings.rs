@@ -2,6 +2,7 @@
 //! problems an operator can fix; loading the layers (file, environment) is the server's job.
 
 use braid_core::Secret;
+pub use braid_core::linking::{ConflictAction, MatchBy, OnAmbiguity, Resolution};
 use braid_providers::ProviderSettings;
 use braid_storage::DatabaseSettings;
 use serde::{Deserialize, Serialize};
@@ -104,38 +105,6 @@ impl Default for FederatedLoginSettings {
             providers: BTreeMap::new(),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Resolution {
-    #[default]
-    Disabled,
-    Automatic,
-    Manual,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MatchBy {
-    Email,
-    Phone,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnAmbiguity {
-    #[default]
-    Manual,
-    Conflict,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConflictAction {
-    #[default]
-    Error,
-    CreateUser,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
