@@ -58,6 +58,66 @@ type ConsumedRow = (
     i64,
 );
 
+/// What a redemption found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// First use: the code is now consumed.
+    Fresh(ConsumedExchangeCode),
+    /// The code was redeemed before: whatever that redemption issued must be revoked.
+    Replayed {
+        issued_family_id: Option<String>,
+        issued_access_jti: Option<String>,
+        expires_at: Timestamp,
+    },
+    /// Unknown or expired.
+    Invalid,
+}
+
+/// Consumes the code, or reports a replay so the caller can revoke what the first use issued.
+pub fn redeem(
+    conn: &mut DbConn,
+    code_hash: &[u8],
+    now: Timestamp,
+) -> Result<Redemption, StorageError> {
+    if let Some(fresh) = consume(conn, code_hash, now)? {
+        return Ok(Redemption::Fresh(fresh));
+    }
+    let used: Option<(Option<String>, Option<String>, i64)> = exchange_codes::table
+        .filter(exchange_codes::code_hash.eq(code_hash))
+        .filter(exchange_codes::consumed_at.is_not_null())
+        .select((
+            exchange_codes::issued_family_id,
+            exchange_codes::issued_access_jti,
+            exchange_codes::expires_at,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(match used {
+        Some((issued_family_id, issued_access_jti, expires_at)) => Redemption::Replayed {
+            issued_family_id,
+            issued_access_jti,
+            expires_at: Timestamp::from_millis(expires_at),
+        },
+        None => Redemption::Invalid,
+    })
+}
+
+/// Remembers what a redemption issued, for revocation on replay.
+pub fn record_issued(
+    conn: &mut DbConn,
+    code_hash: &[u8],
+    family_id: &str,
+    access_jti: &str,
+) -> Result<(), StorageError> {
+    diesel::update(exchange_codes::table.filter(exchange_codes::code_hash.eq(code_hash)))
+        .set((
+            exchange_codes::issued_family_id.eq(family_id),
+            exchange_codes::issued_access_jti.eq(access_jti),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Marks the code used and returns it, or `None` when it is unknown, expired or already used.
 pub fn consume(
     conn: &mut DbConn,

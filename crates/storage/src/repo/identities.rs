@@ -93,3 +93,32 @@ pub fn of_user(conn: &mut DbConn, user: &UserId) -> Result<Vec<LinkedIdentity>, 
 pub fn count(conn: &mut DbConn) -> Result<i64, StorageError> {
     Ok(identities::table.count().get_result(conn)?)
 }
+
+/// Records a sign-in: last login time and the claims the provider sent this time.
+pub fn touch_login(
+    conn: &mut DbConn,
+    id: &str,
+    snapshot: &FederatedIdentity,
+    now: Timestamp,
+) -> Result<(), StorageError> {
+    diesel::update(identities::table.filter(identities::id.eq(id)))
+        .set((
+            identities::last_login_at.eq(now.as_millis()),
+            identities::claims.eq(serde_json::to_string(snapshot)?),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn user_has_provider(
+    conn: &mut DbConn,
+    user: &UserId,
+    provider: &ProviderId,
+) -> Result<bool, StorageError> {
+    let n: i64 = identities::table
+        .filter(identities::user_id.eq(user.as_str()))
+        .filter(identities::provider.eq(provider.as_str()))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}

@@ -153,3 +153,98 @@ pub fn phones(conn: &mut DbConn, id: &UserId) -> Result<Vec<UserPhone>, StorageE
 pub fn count(conn: &mut DbConn) -> Result<i64, StorageError> {
     Ok(users::table.count().get_result(conn)?)
 }
+
+/// An existing user's email or phone equal (in canonical form) to a claimed one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactMatch {
+    pub user_id: UserId,
+    /// The canonical email or E.164 phone that matched.
+    pub value: String,
+    pub user_verified: bool,
+}
+
+/// Users holding any of these emails or phones, verified or not.
+pub fn matching_contacts(
+    conn: &mut DbConn,
+    emails: &[Email],
+    phones: &[Phone],
+) -> Result<Vec<ContactMatch>, StorageError> {
+    let mut out = Vec::new();
+    if !emails.is_empty() {
+        let wanted: Vec<&str> = emails.iter().map(Email::as_str).collect();
+        let rows: Vec<(String, String, Option<i64>)> = user_emails::table
+            .filter(user_emails::email.eq_any(wanted))
+            .select((
+                user_emails::user_id,
+                user_emails::email,
+                user_emails::verified_at,
+            ))
+            .load(conn)?;
+        for (user_id, value, verified_at) in rows {
+            out.push(ContactMatch {
+                user_id: UserId::parse(&user_id)?,
+                value,
+                user_verified: verified_at.is_some(),
+            });
+        }
+    }
+    if !phones.is_empty() {
+        let wanted: Vec<&str> = phones.iter().map(Phone::as_str).collect();
+        let rows: Vec<(String, String, Option<i64>)> = user_phones::table
+            .filter(user_phones::phone.eq_any(wanted))
+            .select((
+                user_phones::user_id,
+                user_phones::phone,
+                user_phones::verified_at,
+            ))
+            .load(conn)?;
+        for (user_id, value, verified_at) in rows {
+            out.push(ContactMatch {
+                user_id: UserId::parse(&user_id)?,
+                value,
+                user_verified: verified_at.is_some(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub fn set_disabled(
+    conn: &mut DbConn,
+    id: &UserId,
+    disabled: bool,
+    now: Timestamp,
+) -> Result<bool, StorageError> {
+    let n = diesel::update(users::table.filter(users::id.eq(id.as_str())))
+        .set((
+            users::disabled.eq(disabled),
+            users::updated_at.eq(now.as_millis()),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Adds an email to a user (verified when `verified_at` is set). A verified address another
+/// user already holds is refused by the unique index (`Conflict`).
+pub fn add_email(
+    conn: &mut DbConn,
+    id: &UserId,
+    email: &UserEmail,
+    now: Timestamp,
+) -> Result<(), StorageError> {
+    diesel::insert_into(user_emails::table)
+        .values((
+            user_emails::id.eq(new_id()),
+            user_emails::user_id.eq(id.as_str()),
+            user_emails::email.eq(email.email.as_str()),
+            user_emails::verified_at.eq(email.verified_at.map(Timestamp::as_millis)),
+            user_emails::is_primary.eq(email.is_primary),
+            user_emails::created_at.eq(now.as_millis()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn delete(conn: &mut DbConn, id: &UserId) -> Result<bool, StorageError> {
+    Ok(diesel::delete(users::table.filter(users::id.eq(id.as_str()))).execute(conn)? == 1)
+}
