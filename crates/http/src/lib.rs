@@ -8,6 +8,7 @@ pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod tokens;
 
 pub use settings::Settings;
 pub use startup::{Application, StartupError};
