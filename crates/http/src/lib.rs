@@ -1,7 +1,13 @@
 //! Braid's HTTP surface: the actix-web application, its settings, keys and routes.
 
+pub mod clients;
+pub mod flows;
 pub mod keys;
 pub mod limits;
+pub mod metrics;
+pub mod oauth_error;
+pub mod pages;
+pub mod params;
 pub mod problem;
 pub mod routes;
 pub mod settings;

@@ -354,12 +354,23 @@ impl Settings {
                 out.push(format!("{at}.secret: must be at least 32 characters"));
             }
         }
-        if let Some(d) = &self.federated_login.default_client
-            && !self.clients.contains_key(d)
-        {
-            out.push(format!(
-                "federated_login.default_client: no client {d:?} in [clients]"
-            ));
+        if let Some(d) = &self.federated_login.default_client {
+            match self.clients.get(d) {
+                None => out.push(format!(
+                    "federated_login.default_client: no client {d:?} in [clients]"
+                )),
+                Some(c) => {
+                    let allowed = self
+                        .default_redirect()
+                        .is_some_and(|(_, target)| c.redirect_uris.contains(&target));
+                    if !allowed {
+                        out.push(format!(
+                            "federated_login.redirect_location: {:?} must resolve to one of clients.{d}.redirect_uris",
+                            self.federated_login.redirect_location
+                        ));
+                    }
+                }
+            }
         }
         out
     }
@@ -510,6 +521,31 @@ impl Settings {
             &self.sms.webhook_token_file,
         );
         out
+    }
+
+    /// Where a login without `client_id`/`redirect_uri` sends the browser: `redirect_location`
+    /// resolved against the default client's first redirect URI.
+    pub fn default_redirect(&self) -> Option<(String, String)> {
+        let client_id = self.federated_login.default_client.as_ref()?;
+        let client = self.clients.get(client_id)?;
+        let base = url::Url::parse(client.redirect_uris.first()?).ok()?;
+        let target = base.join(&self.federated_login.redirect_location).ok()?;
+        Some((client_id.clone(), target.to_string()))
+    }
+
+    /// `iss` of Braid's tokens and of its redirects to apps.
+    pub fn issuer(&self) -> String {
+        self.tokens
+            .issuer
+            .clone()
+            .unwrap_or_else(|| self.server.public_url())
+    }
+
+    /// Cookies are `Secure` when configured so, else when the public URL is https.
+    pub fn cookie_secure(&self) -> bool {
+        self.sessions
+            .cookie_secure
+            .unwrap_or_else(|| self.server.public_url().starts_with("https://"))
     }
 
     /// What an operator still has to set for a useful deployment, for the start-up log line.

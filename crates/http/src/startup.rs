@@ -1,17 +1,23 @@
 //! Building the application: database, keys, listener, server. Tests start it on port 0.
 
+use crate::clients::Clients;
 use crate::keys::{self, KeyError};
+use crate::metrics::Metrics;
+use crate::pages::Pages;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::telemetry::BraidRootSpan;
+use crate::tokens::keyring::KeyRing;
 use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpMessage, HttpServer, web};
+use braid_core::linking::LinkPolicy;
 use braid_storage::repo::keys as key_repo;
 use braid_storage::{Database, StorageError};
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing_actix_web::{RequestId, TracingLogger};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +35,12 @@ pub enum StartupError {
         "the database is not migrated; run `braid migrate` or set server.migrate_on_start = true"
     )]
     NotMigrated,
+    #[error("identity providers: {0}")]
+    Providers(#[from] braid_providers::ProviderError),
+    #[error("page templates: {0}")]
+    Templates(#[from] tera::Error),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 pub struct Application {
@@ -118,11 +130,34 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
     })
     .await
     .map_err(|e| StorageError::Unavailable(format!("start-up task failed: {e}")))??;
+    let access_ttl = Duration::from_secs(settings.tokens.access_token_ttl + 60);
+    let keys = KeyRing::load(db.clone(), access_ttl).await?;
+    tracing::debug!(kid = %kid, "signing key ready");
+    let providers = braid_providers::ProviderRegistry::new(
+        &settings.federated_login.providers,
+        &settings.server.public_url(),
+    )?;
+    let clients = Clients::from_settings(&settings.clients);
+    let linking = &settings.account_linking;
+    let link_policy = LinkPolicy {
+        resolution: linking.resolution,
+        on_ambiguity: linking.on_ambiguity,
+        conflict_action: linking.conflict_action,
+        // The select/verify pages are not part of this version.
+        manual_available: false,
+    };
     Ok(AppState {
         db,
-        settings,
         session_key,
-        signing_kid: kid,
+        keys,
+        providers,
+        clients,
+        pages: Pages::new()?,
+        metrics: Metrics::new()?,
+        issuer: settings.issuer(),
+        cookie_secure: settings.cookie_secure(),
+        link_policy,
+        settings,
     })
 }
 

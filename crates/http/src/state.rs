@@ -1,4 +1,10 @@
+use crate::clients::Clients;
+use crate::metrics::Metrics;
+use crate::pages::Pages;
 use crate::settings::Settings;
+use crate::tokens::keyring::KeyRing;
+use braid_core::linking::LinkPolicy;
+use braid_providers::ProviderRegistry;
 use braid_storage::Database;
 use std::sync::Arc;
 
@@ -8,5 +14,13 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The cookie key for sessions and encrypted flow cookies; the same on every instance.
     pub session_key: Vec<u8>,
-    pub signing_kid: String,
+    pub keys: KeyRing,
+    pub providers: ProviderRegistry,
+    pub clients: Clients,
+    pub pages: Pages,
+    pub metrics: Metrics,
+    /// `iss` of tokens and of redirects to apps.
+    pub issuer: String,
+    pub cookie_secure: bool,
+    pub link_policy: LinkPolicy,
 }

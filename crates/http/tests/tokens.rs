@@ -30,7 +30,9 @@ async fn every_signing_algorithm_signs_and_verifies_with_its_published_key() {
         let mut c = t.db.conn().unwrap();
         key_repo::ensure_active(&mut c, || Ok(keys::generate(alg)?)).unwrap();
         drop(c);
-        let ring = KeyRing::load(t.db.clone(), Duration::from_secs(900)).await.unwrap();
+        let ring = KeyRing::load(t.db.clone(), Duration::from_secs(900))
+            .await
+            .unwrap();
         let k = ring.keys().await.unwrap();
         let token = access::sign(&k, &claims("app")).unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
@@ -49,32 +51,61 @@ async fn f12_f14_f19_foreign_or_mistyped_tokens_are_rejected() {
     let mut c = t.db.conn().unwrap();
     key_repo::ensure_active(&mut c, || Ok(keys::generate(SigningAlg::ES256)?)).unwrap();
     drop(c);
-    let ring = KeyRing::load(t.db.clone(), Duration::from_secs(900)).await.unwrap();
+    let ring = KeyRing::load(t.db.clone(), Duration::from_secs(900))
+        .await
+        .unwrap();
     let k = ring.keys().await.unwrap();
     let token = access::sign(&k, &claims("app")).unwrap();
 
     // Wrong audience or issuer.
-    assert!(matches!(access::verify(&k, &token, "https://auth.example", &["other"]), Err(AccessTokenError::Invalid(_))));
-    assert!(matches!(access::verify(&k, &token, "https://evil.example", &["app"]), Err(AccessTokenError::Invalid(_))));
+    assert!(matches!(
+        access::verify(&k, &token, "https://auth.example", &["other"]),
+        Err(AccessTokenError::Invalid(_))
+    ));
+    assert!(matches!(
+        access::verify(&k, &token, "https://evil.example", &["app"]),
+        Err(AccessTokenError::Invalid(_))
+    ));
 
     // alg:none with our kid.
-    let b64 = |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
+    let b64 =
+        |s: &str| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s);
     let payload = token.split('.').nth(1).unwrap();
-    let none = format!("{}.{}.", b64(&format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{}"}}"#, k.active.kid)), payload);
+    let none = format!(
+        "{}.{}.",
+        b64(&format!(
+            r#"{{"alg":"none","typ":"at+jwt","kid":"{}"}}"#,
+            k.active.kid
+        )),
+        payload
+    );
     assert!(access::verify(&k, &none, "https://auth.example", &["app"]).is_err());
 
     // HS256 "signed" with the public key as secret (key confusion).
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     h.typ = Some("at+jwt".into());
     h.kid = Some(k.active.kid.clone());
-    let forged = jsonwebtoken::encode(&h, &claims("app"), &jsonwebtoken::EncodingKey::from_secret(k.jwks_json.as_bytes())).unwrap();
+    let forged = jsonwebtoken::encode(
+        &h,
+        &claims("app"),
+        &jsonwebtoken::EncodingKey::from_secret(k.jwks_json.as_bytes()),
+    )
+    .unwrap();
     assert!(access::verify(&k, &forged, "https://auth.example", &["app"]).is_err());
 
     // Foreign kid, and an ID-token-like typ.
     let mut other = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     other.typ = Some("JWT".into());
-    let id_token = jsonwebtoken::encode(&other, &claims("app"), &jsonwebtoken::EncodingKey::from_secret(b"x")).unwrap();
-    assert!(matches!(access::verify(&k, &id_token, "https://auth.example", &["app"]), Err(AccessTokenError::WrongType)));
+    let id_token = jsonwebtoken::encode(
+        &other,
+        &claims("app"),
+        &jsonwebtoken::EncodingKey::from_secret(b"x"),
+    )
+    .unwrap();
+    assert!(matches!(
+        access::verify(&k, &id_token, "https://auth.example", &["app"]),
+        Err(AccessTokenError::WrongType)
+    ));
 
     // Expired.
     let mut old = claims("app");
@@ -84,6 +115,8 @@ async fn f12_f14_f19_foreign_or_mistyped_tokens_are_rejected() {
 
     // Tampered payload.
     let mut parts: Vec<String> = token.split('.').map(String::from).collect();
-    parts[1] = b64(r#"{"iss":"https://auth.example","sub":"admin","aud":"app","client_id":"app","exp":9999999999,"iat":1,"jti":"x"}"#);
+    parts[1] = b64(
+        r#"{"iss":"https://auth.example","sub":"admin","aud":"app","client_id":"app","exp":9999999999,"iat":1,"jti":"x"}"#,
+    );
     assert!(access::verify(&k, &parts.join("."), "https://auth.example", &["app"]).is_err());
 }

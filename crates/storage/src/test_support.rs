@@ -73,6 +73,36 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Runs a statement directly, for tests that simulate time passing or a crash.
+    pub fn execute(&self, sql: &str) -> usize {
+        let mut conn = self
+            .db
+            .conn()
+            .unwrap_or_else(|e| panic!("test database: {e}"));
+        diesel::sql_query(sql)
+            .execute(&mut *conn)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self
+            .db
+            .conn()
+            .unwrap_or_else(|e| panic!("test database: {e}"));
+        let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+        let rows: Vec<N> = diesel::sql_query(&sql)
+            .load(&mut *conn)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.first().map_or(0, |r| r.n)
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         match &self.cleanup {

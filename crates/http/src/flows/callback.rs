@@ -1,0 +1,377 @@
+//! `GET|POST /auth/connect/{provider}/callback`: consume the browser's flow, check state before
+//! anything goes upstream, let the provider validate what it sent, decide who this is (DESIGN
+//! §4) and write the result — user, link, exchange code, audit event — in one transaction.
+
+use crate::params::{ParamError, Params};
+use crate::settings::MatchBy;
+use crate::state::AppState;
+use crate::tokens::opaque::{self, RandomError};
+use braid_core::linking::{self, Candidate, Decision, LinkInput, Outcome, Reason};
+use braid_core::{Email, FederatedIdentity, Phone, Timestamp, UserEmail, UserId, UserPhone};
+use braid_providers::{CallbackParams, ExpectedFlow, ProviderError};
+use braid_storage::repo::audit::{self, AuditEvent};
+use braid_storage::repo::exchange_codes::{self, NewExchangeCode};
+use braid_storage::repo::{identities, login_flows, users};
+use braid_storage::{DbConn, StorageError, write_transaction};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("unknown provider")]
+    UnknownProvider,
+    #[error("no sign-in in progress in this browser, or it expired or was already used")]
+    NoFlow,
+    #[error("this callback belongs to another sign-in")]
+    ProviderMismatch,
+    #[error("this sign-in method is disabled")]
+    ProviderDisabled,
+    #[error("{0}")]
+    BadParams(#[from] ParamError),
+    #[error("the provider answered with both a code and an error")]
+    CodeAndError,
+    #[error("the provider refused the sign-in: {0}")]
+    ProviderRefused(String),
+    #[error("the sign-in response is not for this browser")]
+    StateMismatch,
+    #[error("the sign-in response has no code")]
+    MissingCode,
+    #[error(transparent)]
+    Upstream(#[from] ProviderError),
+    #[error("sign-in refused: {}", .0.as_str())]
+    Refused(Reason),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+pub struct CallbackDone {
+    /// The app's redirect URI with `code`, `state` and `iss`.
+    pub redirect: String,
+}
+
+/// Where a failed callback may send the person back to: the app that asked, when known.
+pub struct FailureContext {
+    pub back: Option<String>,
+}
+
+pub async fn complete(
+    state: &AppState,
+    provider_id: &str,
+    flow_cookie: Option<&str>,
+    params: Result<Params, ParamError>,
+    ctx: &mut FailureContext,
+) -> Result<CallbackDone, CallbackError> {
+    let provider = state
+        .providers
+        .get(provider_id)
+        .ok_or(CallbackError::UnknownProvider)?;
+    let flow_id = flow_cookie.ok_or(CallbackError::NoFlow)?;
+    let id_hash = opaque::hash(flow_id);
+    let now = Timestamp::now();
+    // Consumed first: whatever follows, this flow cannot be tried again.
+    let flow = state
+        .db
+        .run(move |c| login_flows::consume(c, &id_hash, now))
+        .await?
+        .ok_or(CallbackError::NoFlow)?;
+    ctx.back = back_link(&flow.redirect_uri);
+    if flow.provider != provider.id().as_str() {
+        return Err(CallbackError::ProviderMismatch);
+    }
+    if !provider.enabled() {
+        return Err(CallbackError::ProviderDisabled);
+    }
+    let params = params?;
+    if params.has("error") {
+        if params.has("code") {
+            return Err(CallbackError::CodeAndError);
+        }
+        let code = params.get("error").unwrap_or("error");
+        let description = params
+            .get("error_description")
+            .map(|d| format!("{code}: {d}"));
+        return Err(CallbackError::ProviderRefused(
+            description.unwrap_or_else(|| code.to_owned()),
+        ));
+    }
+    let given_state = params.get("state").ok_or(CallbackError::StateMismatch)?;
+    if !bool::from(opaque::hash(given_state).ct_eq(&flow.state_hash)) {
+        return Err(CallbackError::StateMismatch);
+    }
+    let code = params.get("code").ok_or(CallbackError::MissingCode)?;
+    let identity = provider
+        .complete(
+            CallbackParams {
+                code: code.to_owned(),
+                iss: params.get("iss").map(str::to_owned),
+            },
+            &ExpectedFlow {
+                nonce: Some(flow.nonce.clone()).filter(|n| !n.is_empty()),
+                pkce_verifier: flow.pkce_verifier.clone(),
+                issuer: flow.issuer.clone(),
+            },
+        )
+        .await?;
+
+    let code = opaque::random_token()?;
+    let ttl = Duration::from_secs(state.settings.tokens.exchange_code_ttl);
+    let job = Resolution {
+        identity,
+        connect_user: flow.connect_user_id.clone(),
+        link_only: provider.link_only(),
+        policy: state.link_policy.clone(),
+        match_by: state.settings.account_linking.match_by.clone(),
+        code: NewExchangeCode {
+            code_hash: opaque::hash(&code),
+            client_id: flow.client_id.clone(),
+            redirect_uri: flow.redirect_uri.clone(),
+            code_challenge: flow.code_challenge.clone(),
+            code_challenge_method: flow.code_challenge_method.clone(),
+            user_id: UserId::generate(),
+            auth_context: serde_json::json!({ "idp": provider.id().as_str() }).to_string(),
+            created_at: now,
+            expires_at: now.plus(ttl),
+        },
+    };
+    let decision = state.db.run(move |c| resolve_with_retry(c, &job)).await?;
+    state
+        .metrics
+        .link_results
+        .with_label_values(&[decision.outcome().as_str(), decision.reason().as_str()])
+        .inc();
+    tracing::info!(
+        provider = provider.id().as_str(),
+        result = decision.outcome().as_str(),
+        reason = decision.reason().as_str(),
+        "federated login resolved"
+    );
+    if let Decision::Refuse { reason } = decision {
+        return Err(CallbackError::Refused(reason));
+    }
+    let mut target = url::Url::parse(&flow.redirect_uri)
+        .map_err(|_| StorageError::Corrupt("stored redirect_uri".into()))?;
+    {
+        let mut q = target.query_pairs_mut();
+        q.append_pair("code", &code);
+        if let Some(s) = &flow.app_state {
+            q.append_pair("state", s);
+        }
+        q.append_pair("iss", &state.issuer);
+    }
+    Ok(CallbackDone {
+        redirect: target.to_string(),
+    })
+}
+
+/// The origin of the app's redirect URI: somewhere to start again from.
+fn back_link(redirect_uri: &str) -> Option<String> {
+    let url = url::Url::parse(redirect_uri).ok()?;
+    matches!(url.scheme(), "https" | "http").then(|| url.origin().ascii_serialization() + "/")
+}
+
+struct Resolution {
+    identity: FederatedIdentity,
+    connect_user: Option<UserId>,
+    link_only: bool,
+    policy: linking::LinkPolicy,
+    match_by: Vec<MatchBy>,
+    code: NewExchangeCode,
+}
+
+/// Two callbacks for the same new identity race on UNIQUE(provider, subject) (or on a verified
+/// address): the loser's transaction rolls back and it decides again, now seeing the winner's
+/// rows — so it logs in to the same user instead of creating a second one (SECURITY-CASES I02).
+fn resolve_with_retry(c: &mut DbConn, job: &Resolution) -> Result<Decision, StorageError> {
+    match write_transaction(c, |c| resolve(c, job)) {
+        Err(StorageError::Conflict(_)) => write_transaction(c, |c| resolve(c, job)),
+        other => other,
+    }
+}
+
+fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Decision, StorageError> {
+    let now = job.code.created_at;
+    let identity = &job.identity;
+    let linked = identities::find_by_key(c, &identity.provider, &identity.subject)?;
+    let linked_user = match &linked {
+        Some(l) => Some((
+            l.user_id.clone(),
+            users::find(c, &l.user_id)?.is_none_or(|u| u.disabled),
+        )),
+        None => None,
+    };
+    let candidates = if linked.is_none() && job.connect_user.is_none() {
+        candidates(c, job)?
+    } else {
+        Vec::new()
+    };
+    let decision = linking::decide(
+        &LinkInput {
+            linked_user,
+            connect_user: job.connect_user.clone(),
+            provider_link_only: job.link_only,
+            candidates,
+        },
+        &job.policy,
+    );
+    let user = match &decision {
+        Decision::LogIn { user, .. } => {
+            if let Some(l) = &linked {
+                identities::touch_login(c, &l.id, identity, now)?;
+            }
+            Some(user.clone())
+        }
+        Decision::Link { user, .. } => {
+            identities::insert(c, user, identity, now)?;
+            Some(user.clone())
+        }
+        Decision::CreateUser { .. } => {
+            let new = new_user_from(c, identity, &job.match_by)?;
+            let (user, _) = users::create_with_identity(c, &new, identity, now)?;
+            Some(user.id)
+        }
+        // The manual flow is not offered by this version (policy.manual_available is false),
+        // so `decide` never asks for it; refuse rather than guess.
+        Decision::Manual { .. } | Decision::Refuse { .. } => None,
+    };
+    if let Some(user) = &user {
+        exchange_codes::insert(
+            c,
+            &NewExchangeCode {
+                user_id: user.clone(),
+                ..job.code.clone()
+            },
+        )?;
+    }
+    audit::record(
+        c,
+        &AuditEvent {
+            kind: "federated_login".into(),
+            result: Some(decision.outcome().as_str().into()),
+            reason: Some(decision.reason().as_str().into()),
+            user_id: user.map(String::from),
+            provider: Some(identity.provider.to_string()),
+            subject: Some(identity.subject.to_string()),
+            client_id: Some(job.code.client_id.clone()),
+            ..AuditEvent::default()
+        },
+        now,
+    )?;
+    Ok(match decision {
+        Decision::Manual { reason, .. } => Decision::Refuse { reason },
+        other => other,
+    })
+}
+
+/// Existing users whose email or phone equals one the provider asserted.
+fn candidates(c: &mut DbConn, job: &Resolution) -> Result<Vec<Candidate>, StorageError> {
+    if job.policy.resolution == linking::Resolution::Disabled {
+        return Ok(Vec::new());
+    }
+    let identity = &job.identity;
+    let emails: Vec<Email> = if job.match_by.contains(&MatchBy::Email) {
+        identity.emails.iter().map(|e| e.email.clone()).collect()
+    } else {
+        Vec::new()
+    };
+    let phones: Vec<Phone> = if job.match_by.contains(&MatchBy::Phone) {
+        identity.phones.iter().map(|p| p.phone.clone()).collect()
+    } else {
+        Vec::new()
+    };
+    let verified_claims: Vec<&str> = identity
+        .verified_emails()
+        .map(Email::as_str)
+        .filter(|_| job.match_by.contains(&MatchBy::Email))
+        .chain(
+            identity
+                .verified_phones()
+                .map(Phone::as_str)
+                .filter(|_| job.match_by.contains(&MatchBy::Phone)),
+        )
+        .collect();
+    let mut by_user: BTreeMap<UserId, bool> = BTreeMap::new();
+    for m in users::matching_contacts(c, &emails, &phones)? {
+        let verified = m.user_verified && verified_claims.contains(&m.value.as_str());
+        let entry = by_user.entry(m.user_id).or_insert(false);
+        *entry |= verified;
+    }
+    let mut out = Vec::with_capacity(by_user.len());
+    for (user_id, verified_match) in by_user {
+        let Some(user) = users::find(c, &user_id)? else {
+            continue;
+        };
+        out.push(Candidate {
+            has_identity_at_provider: identities::user_has_provider(
+                c,
+                &user_id,
+                &identity.provider,
+            )?,
+            user_id,
+            verified_match,
+            disabled: user.disabled,
+            is_admin: user.is_admin,
+        });
+    }
+    Ok(out)
+}
+
+/// The new user's contacts: the provider's verified claims, stored verified — unless another
+/// user already holds that address verified, in which case it proves nothing new and is stored
+/// unverified (one verified owner per address, SECURITY-CASES I10). Unverified claims are not
+/// stored: they would only ever be a lead for someone else's account.
+fn new_user_from(
+    c: &mut DbConn,
+    identity: &FederatedIdentity,
+    _match_by: &[MatchBy],
+) -> Result<users::NewUser, StorageError> {
+    let now = Timestamp::now();
+    let emails: Vec<Email> = identity.verified_emails().cloned().collect();
+    let phones: Vec<Phone> = identity.verified_phones().cloned().collect();
+    let taken: Vec<String> = users::matching_contacts(c, &emails, &phones)?
+        .into_iter()
+        .filter(|m| m.user_verified)
+        .map(|m| m.value)
+        .collect();
+    let mut seen = Vec::new();
+    let mut new = users::NewUser {
+        display_name: identity.profile.name.clone(),
+        ..users::NewUser::default()
+    };
+    for email in emails {
+        if seen.contains(&email.as_str().to_owned()) {
+            continue;
+        }
+        seen.push(email.as_str().to_owned());
+        let verified_at = (!taken.contains(&email.as_str().to_owned())).then_some(now);
+        new.emails.push(UserEmail {
+            is_primary: new.emails.is_empty(),
+            email,
+            verified_at,
+        });
+    }
+    for phone in phones {
+        if seen.contains(&phone.as_str().to_owned()) {
+            continue;
+        }
+        seen.push(phone.as_str().to_owned());
+        let verified_at = (!taken.contains(&phone.as_str().to_owned())).then_some(now);
+        new.phones.push(UserPhone { phone, verified_at });
+    }
+    Ok(new)
+}
+
+impl CallbackError {
+    /// The result label for metrics and logs.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            CallbackError::Refused(_) => Outcome::Conflict.as_str(),
+            CallbackError::Upstream(e) if e.is_upstream_unavailable() => "upstream_unavailable",
+            CallbackError::Upstream(_) => "invalid_response",
+            CallbackError::Storage(_) | CallbackError::Random(_) => "error",
+            _ => "rejected",
+        }
+    }
+}

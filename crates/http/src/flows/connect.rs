@@ -1,0 +1,164 @@
+//! `GET /auth/connect/{provider}`: check who asks for the login and where the result may go,
+//! then send the browser upstream with fresh state, nonce and PKCE bound to this browser.
+
+use crate::params::{ParamError, Params};
+use crate::state::AppState;
+use crate::tokens::opaque::{self, RandomError};
+use braid_core::Timestamp;
+use braid_providers::ProviderError;
+use braid_storage::StorageError;
+use braid_storage::repo::login_flows::{self, LoginFlow};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("unknown provider")]
+    UnknownProvider,
+    #[error("this sign-in method is disabled")]
+    ProviderDisabled,
+    #[error("{0}")]
+    BadParams(#[from] ParamError),
+    #[error("no application given (client_id) and no default application configured")]
+    MissingClient,
+    #[error("unknown application")]
+    UnknownClient,
+    #[error("redirect_uri is not registered for this application")]
+    RedirectNotAllowed,
+    #[error("redirect_uri is required: the application has several")]
+    RedirectRequired,
+    #[error("this application must use PKCE (code_challenge with S256)")]
+    PkceRequired,
+    #[error("code_challenge_method must be S256")]
+    UnsupportedChallengeMethod,
+    #[error("code_challenge is malformed")]
+    BadChallenge,
+    #[error("state is too long")]
+    StateTooLong,
+    #[error(transparent)]
+    Upstream(#[from] ProviderError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+/// Where the exchange code goes once the login completes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppTarget {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub code_challenge: Option<String>,
+}
+
+pub struct ConnectStart {
+    pub location: String,
+    /// Value of the flow cookie; only its hash is stored.
+    pub flow_id: String,
+    pub max_age: Duration,
+    pub form_post: bool,
+}
+
+const MAX_APP_STATE: usize = 1024;
+
+pub fn app_target(state: &AppState, params: &Params) -> Result<AppTarget, ConnectError> {
+    let (client, redirect_uri) = match params.get("client_id") {
+        Some(id) => {
+            let client = state.clients.get(id).ok_or(ConnectError::UnknownClient)?;
+            let redirect = match params.get("redirect_uri") {
+                Some(uri) => uri.to_owned(),
+                None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+                None => return Err(ConnectError::RedirectRequired),
+            };
+            (client, redirect)
+        }
+        None => {
+            if params.has("redirect_uri") {
+                return Err(ConnectError::MissingClient);
+            }
+            let (id, redirect) = state
+                .settings
+                .default_redirect()
+                .ok_or(ConnectError::MissingClient)?;
+            (
+                state.clients.get(&id).ok_or(ConnectError::UnknownClient)?,
+                redirect,
+            )
+        }
+    };
+    if !client.allows_redirect(&redirect_uri) {
+        return Err(ConnectError::RedirectNotAllowed);
+    }
+    let code_challenge = match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
+        (None, None) if client.is_public() => return Err(ConnectError::PkceRequired),
+        (None, None) => None,
+        (None, Some(_)) => return Err(ConnectError::BadChallenge),
+        (Some(_), method) if method != Some("S256") => {
+            return Err(ConnectError::UnsupportedChallengeMethod);
+        }
+        (Some(challenge), _) => {
+            let b64url = challenge
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if challenge.len() != 43 || !b64url {
+                return Err(ConnectError::BadChallenge);
+            }
+            Some(challenge.to_owned())
+        }
+    };
+    let app_state = params.get("state").map(str::to_owned);
+    if app_state.as_ref().is_some_and(|s| s.len() > MAX_APP_STATE) {
+        return Err(ConnectError::StateTooLong);
+    }
+    Ok(AppTarget {
+        client_id: client.id.clone(),
+        redirect_uri,
+        state: app_state,
+        code_challenge,
+    })
+}
+
+pub async fn start(
+    state: &AppState,
+    provider_id: &str,
+    params: &Params,
+) -> Result<ConnectStart, ConnectError> {
+    let provider = state
+        .providers
+        .get(provider_id)
+        .ok_or(ConnectError::UnknownProvider)?;
+    if !provider.enabled() {
+        return Err(ConnectError::ProviderDisabled);
+    }
+    let target = app_target(state, params)?;
+    let upstream = provider.authorization_request().await?;
+    let flow_id = opaque::random_token()?;
+    let ttl = Duration::from_secs(state.settings.federated_login.flow_expiration);
+    let now = Timestamp::now();
+    let flow = LoginFlow {
+        id_hash: opaque::hash(&flow_id),
+        state_hash: opaque::hash(&upstream.state),
+        provider: provider.id().to_string(),
+        issuer: upstream.issuer.clone(),
+        nonce: upstream.nonce.clone().unwrap_or_default(),
+        pkce_verifier: upstream.pkce_verifier.clone(),
+        client_id: target.client_id,
+        redirect_uri: target.redirect_uri,
+        app_state: target.state,
+        code_challenge_method: target.code_challenge.as_ref().map(|_| "S256".to_owned()),
+        code_challenge: target.code_challenge,
+        connect_user_id: None,
+        created_at: now,
+        expires_at: now.plus(ttl),
+    };
+    state.db.run(move |c| login_flows::insert(c, &flow)).await?;
+    Ok(ConnectStart {
+        location: upstream.url.to_string(),
+        flow_id,
+        max_age: ttl,
+        form_post: provider.uses_form_post(),
+    })
+}

@@ -1,0 +1,123 @@
+//! `POST /auth/exchange-code` (RFC 6749 §4.1.3): an app's backend trades the one-time code for
+//! tokens. Client authentication first (a failure leaves the code usable: F06); then one
+//! transaction consumes the code, checks its bindings and mints — or, on a replay, revokes
+//! what the first redemption issued (RFC 6749 §4.1.2, F02/F03).
+
+use crate::clients::ClientAuthError;
+use crate::flows::token_issue::{Issued, Minter};
+use crate::params::Params;
+use crate::state::AppState;
+use crate::tokens::opaque;
+use actix_web::HttpRequest;
+use braid_core::Timestamp;
+use braid_storage::repo::exchange_codes::{self, Redemption};
+use braid_storage::repo::{refresh_tokens, revoked_access_tokens, users};
+use braid_storage::{StorageError, write_transaction};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("{0}")]
+    InvalidRequest(&'static str),
+    #[error("{0}")]
+    InvalidClient(#[from] ClientAuthError),
+    #[error("grant_type must be authorization_code")]
+    UnsupportedGrantType,
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+enum Outcome {
+    Issued(Issued),
+    Rejected(&'static str),
+}
+
+pub async fn redeem(
+    state: &AppState,
+    req: &HttpRequest,
+    form: &Params,
+) -> Result<Issued, ExchangeError> {
+    match form.get("grant_type") {
+        None => return Err(ExchangeError::InvalidRequest("grant_type is required")),
+        Some("authorization_code") => {}
+        Some(_) => return Err(ExchangeError::UnsupportedGrantType),
+    }
+    let code = form
+        .get("code")
+        .ok_or(ExchangeError::InvalidRequest("code is required"))?
+        .to_owned();
+    let redirect_uri = form
+        .get("redirect_uri")
+        .ok_or(ExchangeError::InvalidRequest("redirect_uri is required"))?
+        .to_owned();
+    let verifier = form.get("code_verifier").map(str::to_owned);
+    if verifier
+        .as_deref()
+        .is_some_and(|v| !opaque::valid_pkce_verifier(v))
+    {
+        return Err(ExchangeError::InvalidRequest("code_verifier is malformed"));
+    }
+    let client = state
+        .clients
+        .authenticate(req, form.get("client_id"), form.get("client_secret"))?
+        .clone();
+    let minter = Minter::new(state).await?;
+    let code_hash = opaque::hash(&code);
+    let outcome = state
+        .db
+        .run(move |c| {
+            write_transaction(c, |c| {
+                let now = Timestamp::now();
+                let found = match exchange_codes::redeem(c, &code_hash, now)? {
+                    Redemption::Invalid => return Ok(Outcome::Rejected("the code is invalid or expired")),
+                    Redemption::Replayed { issued_family_id, issued_access_jti, .. } => {
+                        if let Some(family) = issued_family_id {
+                            refresh_tokens::revoke_family(c, &family, now)?;
+                        }
+                        if let Some(jti) = issued_access_jti {
+                            revoked_access_tokens::revoke(c, &jti, now.plus(minter.access_ttl))?;
+                        }
+                        tracing::warn!(client_id = %client.id, "exchange code replayed; tokens from its first redemption revoked");
+                        return Ok(Outcome::Rejected("the code was already used"));
+                    }
+                    Redemption::Fresh(found) => found,
+                };
+                if found.client_id != client.id {
+                    return Ok(Outcome::Rejected("the code was issued to another client"));
+                }
+                if found.redirect_uri != redirect_uri {
+                    return Ok(Outcome::Rejected("redirect_uri does not match"));
+                }
+                match (&found.code_challenge, &verifier) {
+                    (Some(challenge), Some(v)) if opaque::same_secret(&opaque::pkce_s256(v), challenge) => {}
+                    (Some(_), _) => return Ok(Outcome::Rejected("code_verifier does not match")),
+                    // A verifier without a stored challenge is a downgrade attempt (RFC 9700 §2.1.1).
+                    (None, Some(_)) => return Ok(Outcome::Rejected("no code_challenge was sent for this code")),
+                    (None, None) if client.is_public() => return Ok(Outcome::Rejected("PKCE is required")),
+                    (None, None) => {}
+                }
+                match users::find(c, &found.user_id)? {
+                    Some(u) if !u.disabled => {}
+                    _ => return Ok(Outcome::Rejected("the user is not active")),
+                }
+                let idp = serde_json::from_str::<serde_json::Value>(&found.auth_context)
+                    .ok()
+                    .and_then(|v| v.get("idp").and_then(|i| i.as_str()).map(str::to_owned));
+                let issued = minter.mint(c, &found.user_id, &client.id, idp, None)?;
+                exchange_codes::record_issued(c, &code_hash, &issued.family_id, &issued.access_jti)?;
+                Ok(Outcome::Issued(issued))
+            })
+        })
+        .await?;
+    match outcome {
+        Outcome::Issued(i) => Ok(i),
+        Outcome::Rejected(why) => Err(ExchangeError::InvalidGrant(why)),
+    }
+}
+
+/// How long a revoked access token id must stay on the deny list.
+pub fn deny_list_ttl(state: &AppState) -> Duration {
+    Duration::from_secs(state.settings.tokens.access_token_ttl)
+}

@@ -1,0 +1,90 @@
+//! `GET /auth/me`: the signed-in user's profile and linked identities, for a valid access token.
+
+use crate::state::AppState;
+use crate::tokens::access::{self, AccessClaims};
+use braid_core::{LinkedIdentity, User, UserEmail, UserId, UserPhone};
+use braid_storage::StorageError;
+use braid_storage::repo::{identities, revoked_access_tokens, users};
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BearerError {
+    #[error("missing bearer token")]
+    Missing,
+    #[error("invalid token")]
+    Invalid,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Checks an access token: signature, type, issuer, audience (any configured client), expiry,
+/// not revoked, user still active.
+pub async fn authenticate(
+    state: &AppState,
+    authorization: Option<&str>,
+) -> Result<(AccessClaims, UserId), BearerError> {
+    let token = authorization
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(BearerError::Missing)?;
+    let keys = state.keys.keys().await?;
+    let audiences = state.clients.ids();
+    let claims = access::verify(&keys, token, &state.issuer, &audiences)
+        .map_err(|_| BearerError::Invalid)?;
+    let user_id = UserId::parse(&claims.sub).map_err(|_| BearerError::Invalid)?;
+    let (jti, uid) = (claims.jti.clone(), user_id.clone());
+    let active = state
+        .db
+        .run(move |c| {
+            Ok(!revoked_access_tokens::is_revoked(c, &jti)?
+                && users::find(c, &uid)?.is_some_and(|u| !u.disabled))
+        })
+        .await?;
+    if !active {
+        return Err(BearerError::Invalid);
+    }
+    Ok((claims, user_id))
+}
+
+pub async fn profile(state: &AppState, user_id: UserId) -> Result<Value, BearerError> {
+    let (user, emails, phones, linked) = state
+        .db
+        .run(move |c| {
+            let user = users::find(c, &user_id)?.ok_or(StorageError::NotFound)?;
+            Ok((
+                user,
+                users::emails(c, &user_id)?,
+                users::phones(c, &user_id)?,
+                identities::of_user(c, &user_id)?,
+            ))
+        })
+        .await?;
+    Ok(render(&user, &emails, &phones, &linked))
+}
+
+fn render(
+    user: &User,
+    emails: &[UserEmail],
+    phones: &[UserPhone],
+    linked: &[LinkedIdentity],
+) -> Value {
+    json!({
+        "id": user.id,
+        "display_name": user.display_name,
+        "created_at": user.created_at.as_secs(),
+        "emails": emails.iter().map(|e| json!({"email": e.email, "verified": e.is_verified(), "primary": e.is_primary})).collect::<Vec<_>>(),
+        "phones": phones.iter().map(|p| json!({"phone": p.phone, "verified": p.is_verified()})).collect::<Vec<_>>(),
+        "identities": linked.iter().map(|i| json!({
+            "id": i.id,
+            "provider": i.provider,
+            "subject": i.subject,
+            "email": i.snapshot.emails.first().map(|e| e.email.as_str()),
+            "created_at": i.created_at.as_secs(),
+            "last_login_at": i.last_login_at.as_secs(),
+        })).collect::<Vec<_>>(),
+    })
+}

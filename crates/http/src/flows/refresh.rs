@@ -1,0 +1,90 @@
+//! `POST /auth/refresh` (RFC 6749 §6): rotate a refresh token. A token presented twice was
+//! stolen or raced: the whole family is revoked (RFC 9700 §4.14.2, F15/F16).
+
+use crate::clients::ClientAuthError;
+use crate::flows::token_issue::{Issued, Minter};
+use crate::params::Params;
+use crate::state::AppState;
+use crate::tokens::opaque;
+use actix_web::HttpRequest;
+use braid_core::Timestamp;
+use braid_storage::repo::{refresh_tokens, users};
+use braid_storage::{StorageError, write_transaction};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("{0}")]
+    InvalidRequest(&'static str),
+    #[error("{0}")]
+    InvalidClient(#[from] ClientAuthError),
+    #[error("grant_type must be refresh_token")]
+    UnsupportedGrantType,
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+enum Outcome {
+    Issued(Issued),
+    Rejected(&'static str),
+}
+
+pub async fn rotate(
+    state: &AppState,
+    req: &HttpRequest,
+    form: &Params,
+) -> Result<Issued, RefreshError> {
+    match form.get("grant_type") {
+        None => return Err(RefreshError::InvalidRequest("grant_type is required")),
+        Some("refresh_token") => {}
+        Some(_) => return Err(RefreshError::UnsupportedGrantType),
+    }
+    let token = form
+        .get("refresh_token")
+        .ok_or(RefreshError::InvalidRequest("refresh_token is required"))?;
+    let client = state
+        .clients
+        .authenticate(req, form.get("client_id"), form.get("client_secret"))?
+        .clone();
+    let minter = Minter::new(state).await?;
+    let hash = opaque::hash(token);
+    let outcome = state
+        .db
+        .run(move |c| {
+            write_transaction(c, |c| {
+                let now = Timestamp::now();
+                let Some(rt) = refresh_tokens::find(c, &hash)? else {
+                    return Ok(Outcome::Rejected("the refresh token is invalid"));
+                };
+                if rt.client_id != client.id {
+                    return Ok(Outcome::Rejected("the refresh token was issued to another client"));
+                }
+                if rt.revoked_at.is_some() {
+                    return Ok(Outcome::Rejected("the refresh token was revoked"));
+                }
+                if rt.rotated_at.is_some() || !refresh_tokens::mark_rotated(c, &rt.id, now)? {
+                    refresh_tokens::revoke_family(c, &rt.family_id, now)?;
+                    tracing::warn!(client_id = %client.id, "refresh token reused; its family is revoked");
+                    return Ok(Outcome::Rejected("the refresh token was already used"));
+                }
+                if rt.expires_at <= now || rt.family_expires_at <= now {
+                    return Ok(Outcome::Rejected("the refresh token expired"));
+                }
+                match users::find(c, &rt.user_id)? {
+                    Some(u) if !u.disabled => {}
+                    _ => {
+                        refresh_tokens::revoke_family(c, &rt.family_id, now)?;
+                        return Ok(Outcome::Rejected("the user is not active"));
+                    }
+                }
+                let issued = minter.mint(c, &rt.user_id, &client.id, None, Some((rt.family_id.clone(), rt.family_expires_at)))?;
+                Ok(Outcome::Issued(issued))
+            })
+        })
+        .await?;
+    match outcome {
+        Outcome::Issued(i) => Ok(i),
+        Outcome::Rejected(why) => Err(RefreshError::InvalidGrant(why)),
+    }
+}

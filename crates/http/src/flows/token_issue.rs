@@ -1,0 +1,105 @@
+//! Minting an access token and a refresh token for a user, shared by code redemption and
+//! refresh. Runs inside the caller's transaction.
+
+use crate::state::AppState;
+use crate::tokens::access::{self, AccessClaims};
+use crate::tokens::keyring::Keys;
+use crate::tokens::opaque;
+use braid_core::{Timestamp, UserId, new_id};
+use braid_storage::repo::refresh_tokens::{self, NewRefreshToken};
+use braid_storage::{DbConn, StorageError};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a grant needs to know to mint tokens, captured before the blocking transaction.
+#[derive(Clone)]
+pub struct Minter {
+    pub keys: Arc<Keys>,
+    pub issuer: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub family_lifetime: Duration,
+}
+
+pub struct Issued {
+    pub access_token: String,
+    pub access_jti: String,
+    pub refresh_token: String,
+    pub family_id: String,
+    pub expires_in: u64,
+}
+
+impl Issued {
+    pub fn response(&self) -> serde_json::Value {
+        json!({
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "refresh_token": self.refresh_token,
+        })
+    }
+}
+
+impl Minter {
+    pub async fn new(state: &AppState) -> Result<Self, StorageError> {
+        let t = &state.settings.tokens;
+        Ok(Self {
+            keys: state.keys.keys().await?,
+            issuer: state.issuer.clone(),
+            access_ttl: Duration::from_secs(t.access_token_ttl),
+            refresh_ttl: Duration::from_secs(t.refresh_token_ttl),
+            family_lifetime: Duration::from_secs(t.refresh_token_max_lifetime),
+        })
+    }
+
+    /// Mints both tokens. `family` continues a refresh-token family (rotation) with its
+    /// absolute expiry; `None` starts a new one.
+    pub fn mint(
+        &self,
+        c: &mut DbConn,
+        user: &UserId,
+        client_id: &str,
+        idp: Option<String>,
+        family: Option<(String, Timestamp)>,
+    ) -> Result<Issued, StorageError> {
+        let now = Timestamp::now();
+        let (family_id, family_expires_at) =
+            family.unwrap_or_else(|| (new_id(), now.plus(self.family_lifetime)));
+        let refresh_token =
+            opaque::random_token().map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        let expires_at = now.plus(self.refresh_ttl).min(family_expires_at);
+        refresh_tokens::insert(
+            c,
+            &NewRefreshToken {
+                token_hash: opaque::hash(&refresh_token),
+                family_id: family_id.clone(),
+                client_id: client_id.to_owned(),
+                user_id: user.clone(),
+                created_at: now,
+                expires_at,
+                family_expires_at,
+            },
+        )?;
+        let access_jti = new_id();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: user.to_string(),
+            aud: client_id.to_owned(),
+            client_id: client_id.to_owned(),
+            exp: now.plus(self.access_ttl).as_secs(),
+            iat: now.as_secs(),
+            jti: access_jti.clone(),
+            idp,
+        };
+        let access_token = access::sign(&self.keys, &claims)
+            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+        Ok(Issued {
+            access_token,
+            access_jti,
+            refresh_token,
+            family_id,
+            expires_in: self.access_ttl.as_secs(),
+        })
+    }
+}

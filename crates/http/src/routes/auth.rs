@@ -1,0 +1,373 @@
+//! Handlers of the login and token routes: parse, call the flow, render.
+
+use crate::flows::callback::{self, CallbackError, FailureContext};
+use crate::flows::connect::{self, ConnectError};
+use crate::flows::exchange::{self, ExchangeError};
+use crate::flows::me::{self, BearerError};
+use crate::flows::refresh::{self, RefreshError};
+use crate::flows::revoke::{self, RevokeError};
+use crate::flows::{FLOW_COOKIE, FLOW_COOKIE_PATH};
+use crate::oauth_error::{OAuthErrorCode, oauth_error, token_response};
+use crate::params::{ParamError, Params};
+use crate::problem::Problem;
+use crate::state::AppState;
+use actix_web::cookie::{Cookie, SameSite, time};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use braid_core::linking::Reason;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth/connect/{provider}", web::get().to(connect_start))
+        .route(
+            "/auth/connect/{provider}/callback",
+            web::get().to(callback_get),
+        )
+        .route(
+            "/auth/connect/{provider}/callback",
+            web::post().to(callback_post),
+        )
+        .route("/auth/exchange-code", web::post().to(exchange_code))
+        .route("/auth/refresh", web::post().to(refresh_token))
+        .route("/auth/revoke", web::post().to(revoke_token))
+        .route("/auth/me", web::get().to(me))
+        .route("/.well-known/jwks.json", web::get().to(jwks));
+}
+
+async fn connect_start(
+    req: HttpRequest,
+    provider: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let result = match Params::parse(req.query_string().as_bytes()) {
+        Ok(params) => connect::start(&state, &provider, &params).await,
+        Err(e) => Err(ConnectError::BadParams(e)),
+    };
+    match result {
+        Ok(start) => {
+            let cookie = Cookie::build(FLOW_COOKIE, start.flow_id)
+                .path(FLOW_COOKIE_PATH)
+                .http_only(true)
+                .secure(state.cookie_secure)
+                // A form_post callback is a cross-site POST: only a SameSite=None cookie comes
+                // along, and browsers accept those only when Secure.
+                .same_site(if start.form_post && state.cookie_secure {
+                    SameSite::None
+                } else {
+                    SameSite::Lax
+                })
+                .max_age(time::Duration::seconds(
+                    i64::try_from(start.max_age.as_secs()).unwrap_or(600),
+                ))
+                .finish();
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, start.location))
+                .cookie(cookie)
+                .finish()
+        }
+        Err(e) => {
+            let status = match &e {
+                ConnectError::UnknownProvider => StatusCode::NOT_FOUND,
+                ConnectError::Upstream(_) => StatusCode::BAD_GATEWAY,
+                ConnectError::Storage(_) | ConnectError::Random(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            if status.is_server_error() {
+                tracing::error!(error = %e, "sign-in could not start");
+            } else {
+                tracing::info!(error = %e, "sign-in refused at start");
+            }
+            let message = match &e {
+                ConnectError::Upstream(_) => "The sign-in provider cannot be reached right now. Please try again in a moment.".to_owned(),
+                ConnectError::Storage(_) | ConnectError::Random(_) => "Sign-in is unavailable right now. Please try again in a moment.".to_owned(),
+                other => format!("This sign-in link is not valid: {other}."),
+            };
+            state
+                .pages
+                .error(&req, status, "Sign-in could not start", &message, None)
+        }
+    }
+}
+
+async fn callback_get(
+    req: HttpRequest,
+    provider: web::Path<String>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let params = Params::parse(req.query_string().as_bytes());
+    callback(req, provider.into_inner(), state, params).await
+}
+
+async fn callback_post(
+    req: HttpRequest,
+    provider: web::Path<String>,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let params = if is_form(&req) {
+        Params::parse(&body)
+    } else {
+        Err(ParamError::BadCharacters("content-type".into()))
+    };
+    callback(req, provider.into_inner(), state, params).await
+}
+
+async fn callback(
+    req: HttpRequest,
+    provider: String,
+    state: web::Data<AppState>,
+    params: Result<Params, ParamError>,
+) -> HttpResponse {
+    let cookie = req.cookie(FLOW_COOKIE);
+    let mut ctx = FailureContext { back: None };
+    let result = callback::complete(
+        &state,
+        &provider,
+        cookie.as_ref().map(Cookie::value),
+        params,
+        &mut ctx,
+    )
+    .await;
+    let provider_label = if state.providers.get(&provider).is_some() {
+        provider.as_str()
+    } else {
+        "unknown"
+    };
+    let mut clear = Cookie::build(FLOW_COOKIE, "")
+        .path(FLOW_COOKIE_PATH)
+        .http_only(true)
+        .secure(state.cookie_secure)
+        .finish();
+    clear.make_removal();
+    match result {
+        Ok(done) => {
+            state
+                .metrics
+                .logins
+                .with_label_values(&[provider_label, "success"])
+                .inc();
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, done.redirect))
+                .cookie(clear)
+                .finish()
+        }
+        Err(e) => {
+            state
+                .metrics
+                .logins
+                .with_label_values(&[provider_label, e.outcome()])
+                .inc();
+            let (status, message) = describe_callback_error(&e);
+            if status.is_server_error() {
+                tracing::error!(provider = provider_label, error = %e, "sign-in failed");
+            } else {
+                tracing::info!(provider = provider_label, error = %e, "sign-in refused");
+            }
+            let mut page = state.pages.error(
+                &req,
+                status,
+                "Sign-in failed",
+                &message,
+                ctx.back.as_deref(),
+            );
+            let _ = page.add_cookie(&clear);
+            page
+        }
+    }
+}
+
+fn describe_callback_error(e: &CallbackError) -> (StatusCode, String) {
+    use CallbackError as E;
+    match e {
+        E::UnknownProvider => (StatusCode::NOT_FOUND, "There is no such sign-in method.".into()),
+        E::NoFlow => (StatusCode::BAD_REQUEST, "This sign-in was not started in this browser, expired, or was already completed. Please start again.".into()),
+        E::ProviderMismatch | E::StateMismatch => {
+            (StatusCode::BAD_REQUEST, "The answer from the sign-in provider does not belong to the sign-in started in this browser.".into())
+        }
+        E::ProviderDisabled => (StatusCode::BAD_REQUEST, "This sign-in method has been disabled.".into()),
+        E::BadParams(p) => (StatusCode::BAD_REQUEST, format!("The answer from the sign-in provider is malformed: {p}.")),
+        E::CodeAndError | E::MissingCode => (StatusCode::BAD_REQUEST, "The answer from the sign-in provider is malformed.".into()),
+        E::ProviderRefused(why) => (StatusCode::BAD_REQUEST, format!("The sign-in provider did not sign you in ({why}).")),
+        E::Upstream(u) if u.is_upstream_unavailable() => {
+            (StatusCode::BAD_GATEWAY, "The sign-in provider cannot be reached right now. Please try again in a moment.".into())
+        }
+        E::Upstream(_) => (StatusCode::BAD_REQUEST, "The sign-in provider's answer could not be verified.".into()),
+        E::Refused(Reason::LinkOnlyProvider) => {
+            (StatusCode::FORBIDDEN, "This provider can only be connected to an account you are signed in to, not used to sign in.".into())
+        }
+        E::Refused(Reason::UserDisabled) => (StatusCode::FORBIDDEN, "This account is disabled.".into()),
+        E::Refused(Reason::IdentityOwnedByAnotherUser) => (StatusCode::CONFLICT, "This sign-in is already connected to another account.".into()),
+        E::Refused(_) => (
+            StatusCode::CONFLICT,
+            "This sign-in matches more than one existing account, so it cannot be linked automatically. Please contact support.".into(),
+        ),
+        E::Storage(_) | E::Random(_) => (StatusCode::SERVICE_UNAVAILABLE, "Sign-in is unavailable right now. Please try again in a moment.".into()),
+    }
+}
+
+fn is_form(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        })
+}
+
+/// Token endpoints take form bodies only (RFC 6749 §4.1.3).
+fn token_form(req: &HttpRequest, body: &[u8]) -> Result<Params, HttpResponse> {
+    if !is_form(req) {
+        return Err(oauth_error(
+            OAuthErrorCode::InvalidRequest,
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    Params::parse(body).map_err(|e| oauth_error(OAuthErrorCode::InvalidRequest, &e.to_string()))
+}
+
+async fn exchange_code(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let form = match token_form(&req, &body) {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    let (response, outcome) = match exchange::redeem(&state, &req, &form).await {
+        Ok(issued) => (token_response(issued.response()), "success"),
+        Err(e) => {
+            let outcome = match &e {
+                ExchangeError::InvalidGrant(_) => "invalid_grant",
+                ExchangeError::InvalidClient(_) => "invalid_client",
+                _ => "invalid_request",
+            };
+            let res = match e {
+                ExchangeError::InvalidRequest(d) => oauth_error(OAuthErrorCode::InvalidRequest, d),
+                ExchangeError::InvalidClient(c) => {
+                    oauth_error(OAuthErrorCode::InvalidClient, &c.to_string())
+                }
+                ExchangeError::UnsupportedGrantType => oauth_error(
+                    OAuthErrorCode::UnsupportedGrantType,
+                    "grant_type must be authorization_code",
+                ),
+                ExchangeError::InvalidGrant(d) => oauth_error(OAuthErrorCode::InvalidGrant, d),
+                ExchangeError::Storage(s) => storage_failure(&s),
+            };
+            (res, outcome)
+        }
+    };
+    state
+        .metrics
+        .token_requests
+        .with_label_values(&["exchange_code", outcome])
+        .inc();
+    response
+}
+
+async fn refresh_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let form = match token_form(&req, &body) {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    let result = refresh::rotate(&state, &req, &form).await;
+    state
+        .metrics
+        .token_requests
+        .with_label_values(&["refresh", if result.is_ok() { "success" } else { "error" }])
+        .inc();
+    match result {
+        Ok(issued) => token_response(issued.response()),
+        Err(RefreshError::InvalidRequest(d)) => oauth_error(OAuthErrorCode::InvalidRequest, d),
+        Err(RefreshError::InvalidClient(c)) => {
+            oauth_error(OAuthErrorCode::InvalidClient, &c.to_string())
+        }
+        Err(RefreshError::UnsupportedGrantType) => oauth_error(
+            OAuthErrorCode::UnsupportedGrantType,
+            "grant_type must be refresh_token",
+        ),
+        Err(RefreshError::InvalidGrant(d)) => oauth_error(OAuthErrorCode::InvalidGrant, d),
+        Err(RefreshError::Storage(s)) => storage_failure(&s),
+    }
+}
+
+async fn revoke_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let form = match token_form(&req, &body) {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    match revoke::revoke(&state, &req, &form).await {
+        Ok(()) => token_response(serde_json::json!({})),
+        Err(RevokeError::InvalidRequest(d)) => oauth_error(OAuthErrorCode::InvalidRequest, d),
+        Err(RevokeError::InvalidClient(c)) => {
+            oauth_error(OAuthErrorCode::InvalidClient, &c.to_string())
+        }
+        Err(RevokeError::Storage(s)) => storage_failure(&s),
+    }
+}
+
+fn storage_failure(e: &braid_storage::StorageError) -> HttpResponse {
+    tracing::error!(error = %e, "token endpoint storage failure");
+    oauth_error(
+        OAuthErrorCode::TemporarilyUnavailable,
+        "try again in a moment",
+    )
+}
+
+async fn me(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let result = match me::authenticate(&state, authorization).await {
+        Ok((_, user)) => me::profile(&state, user).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(body) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(body),
+        Err(BearerError::Storage(e)) => {
+            tracing::error!(error = %e, "profile lookup failed");
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").response()
+        }
+        Err(e) => {
+            let challenge = match e {
+                BearerError::Missing => "Bearer realm=\"braid\"",
+                _ => "Bearer realm=\"braid\", error=\"invalid_token\"",
+            };
+            let mut res = Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+                .detail(e.to_string())
+                .response();
+            if let Ok(v) = header::HeaderValue::from_str(challenge) {
+                res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            res
+        }
+    }
+}
+
+async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    match state.keys.keys().await {
+        Ok(keys) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+            .content_type("application/json")
+            .body(keys.jwks_json.clone()),
+        Err(e) => {
+            tracing::error!(error = %e, "JWKS unavailable");
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").response()
+        }
+    }
+}
