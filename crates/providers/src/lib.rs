@@ -1,8 +1,33 @@
 //! Upstream identity providers: what an operator configures for each, the presets that fill in
-//! the rest, and the trust rules that decide which claims count as verified.
+//! the rest, the OAuth 2.0 / OpenID Connect login against them, and the trust rules that decide
+//! which claims count as verified.
+//!
+//! The HTTP layer builds a [`ProviderRegistry`] once, asks a [`Provider`] for an
+//! [`AuthorizationRequest`] to send the browser upstream, stores its secrets as flow state, and
+//! on the callback (after checking `state`) calls [`Provider::complete`] to get a
+//! [`braid_core::FederatedIdentity`].
 
+mod apple_client_secret;
+mod authorization_code;
+mod claim_mapping;
+pub mod error;
+mod flow_secrets;
+pub mod http_client;
+pub mod login_flow;
+mod oidc;
+mod plain_oauth2;
 pub mod preset;
+mod preset_endpoints;
+pub mod provider;
+pub mod registry;
 pub mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
 
+pub use error::{IdTokenError, ProviderError};
+pub use http_client::{HttpClient, HttpLimits};
+pub use login_flow::{AuthorizationRequest, CallbackParams, ExpectedFlow};
 pub use preset::Preset;
+pub use provider::Provider;
+pub use registry::ProviderRegistry;
 pub use settings::ProviderSettings;

@@ -43,6 +43,21 @@ pub struct ProviderSettings {
     /// Extra CA certificate (PEM) for a provider behind a private CA.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Apple: the Developer Team ID. With `key_id` and `private_key_file`, Braid signs the
+    /// ES256 client secret itself (instead of a pre-made `client_secret`).
+    #[serde(default)]
+    pub team_id: Option<String>,
+    /// Apple: the id of the "Sign in with Apple" key.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// Apple: the `.p8` private key file (PKCS#8 PEM) of that key.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// Test seam: the base URL a preset's fixed endpoints are served from (a local mock),
+    /// instead of the real service. Not configurable from files or the environment.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub upstream_base_url: Option<String>,
 }
 
 fn yes() -> bool {
@@ -54,6 +69,36 @@ const ID_TOKEN_ALGS: [&str; 7] = [
 ];
 
 impl ProviderSettings {
+    /// A provider with only a preset and a client id; every other setting at its default.
+    pub fn new(preset: Preset, client_id: impl Into<String>) -> Self {
+        Self {
+            preset,
+            client_id: client_id.into(),
+            client_secret: None,
+            client_secret_file: None,
+            issuer: None,
+            tenant: None,
+            scopes: Vec::new(),
+            display_name: None,
+            trust_email: None,
+            trust_phone: None,
+            id_token_alg: None,
+            enabled: true,
+            link_only: false,
+            ca_file: None,
+            team_id: None,
+            key_id: None,
+            private_key_file: None,
+            upstream_base_url: None,
+        }
+    }
+
+    /// Apple only: whether Braid signs the client secret from `team_id`, `key_id` and
+    /// `private_key_file` (any of them set) rather than using a configured secret.
+    pub fn signs_client_secret(&self) -> bool {
+        self.team_id.is_some() || self.key_id.is_some() || self.private_key_file.is_some()
+    }
+
     pub fn trust_email(&self) -> bool {
         self.trust_email
             .unwrap_or_else(|| self.preset.trusts_email_by_default())
@@ -74,7 +119,9 @@ impl ProviderSettings {
             out.push(format!("{at}.client_id: missing"));
         }
         let has_secret = self.client_secret.as_ref().is_some_and(|s| !s.is_empty());
-        if has_secret && self.client_secret_file.is_some() {
+        if self.signs_client_secret() {
+            out.extend(self.signing_key_problems(&at, has_secret));
+        } else if has_secret && self.client_secret_file.is_some() {
             out.push(format!(
                 "{at}: set client_secret or client_secret_file, not both"
             ));
@@ -99,13 +146,45 @@ impl ProviderSettings {
                 "{at}.tenant: only the microsoft preset has a tenant"
             ));
         }
-        if let Some(alg) = &self.id_token_alg {
-            if !ID_TOKEN_ALGS.contains(&alg.as_str()) {
-                out.push(format!(
-                    "{at}.id_token_alg: {alg} is not one of {}",
-                    ID_TOKEN_ALGS.join(", ")
-                ));
-            }
+        if let Some(alg) = &self.id_token_alg
+            && !ID_TOKEN_ALGS.contains(&alg.as_str())
+        {
+            out.push(format!(
+                "{at}.id_token_alg: {alg} is not one of {}",
+                ID_TOKEN_ALGS.join(", ")
+            ));
+        }
+        out
+    }
+
+    /// `team_id`, `key_id` and `private_key_file` go together, on Apple only, instead of a
+    /// configured client secret.
+    fn signing_key_problems(&self, at: &str, has_secret: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.preset != Preset::Apple {
+            out.push(format!(
+                "{at}: team_id, key_id and private_key_file are for the apple preset only"
+            ));
+            return out;
+        }
+        let missing: Vec<&str> = [
+            ("team_id", self.team_id.as_deref().is_none_or(str::is_empty)),
+            ("key_id", self.key_id.as_deref().is_none_or(str::is_empty)),
+            ("private_key_file", self.private_key_file.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(name, missing)| missing.then_some(name))
+        .collect();
+        if !missing.is_empty() {
+            out.push(format!(
+                "{at}: set {} too (Apple's client secret is signed with that key)",
+                missing.join(", ")
+            ));
+        }
+        if has_secret || self.client_secret_file.is_some() {
+            out.push(format!(
+                "{at}: set client_secret or the signing key (team_id, key_id, private_key_file), not both"
+            ));
         }
         out
     }
@@ -172,6 +251,48 @@ mod tests {
         assert!(check_issuer("http://idp.example").is_err());
         assert!(check_issuer("https://idp.example/?x=1").is_err());
         assert!(check_issuer("not a url").is_err());
+    }
+
+    fn apple() -> ProviderSettings {
+        let mut p = ProviderSettings::new(Preset::Apple, "com.example.web");
+        p.team_id = Some("TEAM123456".into());
+        p.key_id = Some("KEY1234567".into());
+        p.private_key_file = Some("/run/secrets/apple.p8".into());
+        p
+    }
+
+    #[test]
+    fn apple_may_sign_its_client_secret_instead_of_configuring_one() {
+        assert_eq!(apple().problems("apple"), Vec::<String>::new());
+        let mut p = apple();
+        p.key_id = None;
+        let problems = p.problems("apple");
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].contains("key_id"));
+        let mut p = apple();
+        p.client_secret = Some(Secret::new("premade"));
+        assert!(p.problems("apple")[0].contains("not both"));
+        let mut p = ProviderSettings::new(Preset::Apple, "com.example.web");
+        assert!(p.problems("apple")[0].contains("missing secret"));
+        p.client_secret = Some(Secret::new("premade.jwt"));
+        assert_eq!(p.problems("apple"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn signing_key_settings_belong_to_apple_only() {
+        let mut p = oidc();
+        p.team_id = Some("TEAM".into());
+        assert!(p.problems("corp")[0].contains("apple preset only"));
+    }
+
+    #[test]
+    fn the_test_base_url_is_not_read_from_configuration() {
+        let p: ProviderSettings =
+            serde_json::from_str(r#"{"preset":"github","client_id":"x","client_secret":"s"}"#)
+                .unwrap();
+        assert_eq!(p.upstream_base_url, None);
+        let dumped = serde_json::to_value(&p).unwrap();
+        assert!(dumped.get("upstream_base_url").is_none());
     }
 
     #[test]

@@ -219,14 +219,15 @@ fn is_form(req: &HttpRequest) -> bool {
 }
 
 /// Token endpoints take form bodies only (RFC 6749 §4.1.3).
-fn token_form(req: &HttpRequest, body: &[u8]) -> Result<Params, HttpResponse> {
+fn token_form(req: &HttpRequest, body: &[u8]) -> Result<Params, Box<HttpResponse>> {
     if !is_form(req) {
-        return Err(oauth_error(
+        return Err(Box::new(oauth_error(
             OAuthErrorCode::InvalidRequest,
             "the body must be application/x-www-form-urlencoded",
-        ));
+        )));
     }
-    Params::parse(body).map_err(|e| oauth_error(OAuthErrorCode::InvalidRequest, &e.to_string()))
+    Params::parse(body)
+        .map_err(|e| Box::new(oauth_error(OAuthErrorCode::InvalidRequest, &e.to_string())))
 }
 
 async fn exchange_code(
@@ -236,7 +237,7 @@ async fn exchange_code(
 ) -> HttpResponse {
     let form = match token_form(&req, &body) {
         Ok(f) => f,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let (response, outcome) = match exchange::redeem(&state, &req, &form).await {
         Ok(issued) => (token_response(issued.response()), "success"),
@@ -276,7 +277,7 @@ async fn refresh_token(
 ) -> HttpResponse {
     let form = match token_form(&req, &body) {
         Ok(f) => f,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let result = refresh::rotate(&state, &req, &form).await;
     state
@@ -306,7 +307,7 @@ async fn revoke_token(
 ) -> HttpResponse {
     let form = match token_form(&req, &body) {
         Ok(f) => f,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     match revoke::revoke(&state, &req, &form).await {
         Ok(()) => token_response(serde_json::json!({})),

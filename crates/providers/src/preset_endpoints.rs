@@ -1,0 +1,352 @@
+//! Where each preset lives: the issuer of the OpenID Connect presets, the fixed endpoints of
+//! the plain OAuth 2.0 ones, and the scopes each needs. `upstream_base_url` (a test seam)
+//! moves a preset's endpoints onto a local mock, keeping their paths.
+
+use crate::settings::check_issuer;
+use crate::{Preset, ProviderError, ProviderSettings};
+use url::Url;
+
+/// Entra's tenant for personal Microsoft accounts.
+pub(crate) const MICROSOFT_CONSUMERS_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+const MICROSOFT_AUTHORITY: &str = "https://login.microsoftonline.com";
+const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+const APPLE_ISSUER: &str = "https://appleid.apple.com";
+const GITLAB_COM: &str = "https://gitlab.com";
+const FACEBOOK_GRAPH_VERSION: &str = "v21.0";
+
+/// How Braid talks to a provider.
+#[derive(Debug, Clone)]
+pub(crate) enum Protocol {
+    Oidc(OidcSpec),
+    OAuth2(Box<OAuth2Spec>),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct OidcSpec {
+    /// Where discovery starts: `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// The issuers the discovery document may announce.
+    pub metadata_issuer: MetadataIssuer,
+    pub scopes: Vec<String>,
+    /// Ask UserInfo for claims when the provider has the endpoint (generic OIDC: many
+    /// providers put `email` only there).
+    pub use_userinfo: bool,
+    pub form_post: bool,
+}
+
+/// The issuer a discovery document must announce (A10: anything else is refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MetadataIssuer {
+    /// Exactly the configured issuer (simple string comparison).
+    Exact(String),
+    /// Microsoft multi-tenant endpoints (`common`, `organizations`): the document announces
+    /// `{authority}/{tenantid}/v2.0`, filled in per token from its `tid`.
+    MicrosoftTemplate {
+        authority: String,
+        tenant: MicrosoftTenant,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MicrosoftTenant {
+    /// Work, school and personal accounts.
+    Common,
+    /// Work and school accounts only: the personal-accounts tenant is refused.
+    Organizations,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct OAuth2Spec {
+    /// The label Braid records as the identity's issuer and expects in an RFC 9207 `iss`.
+    pub issuer: String,
+    pub authorize: Url,
+    pub token: Url,
+    pub api: ProfileApi,
+    pub scopes: Vec<String>,
+    /// Send the client secret in the form body rather than HTTP Basic.
+    pub secret_in_body: bool,
+}
+
+/// The profile API of a plain OAuth 2.0 provider.
+#[derive(Debug, Clone)]
+pub(crate) enum ProfileApi {
+    Github { user: Url, emails: Url },
+    Gitlab { user: Url },
+    Discord { me: Url },
+    Facebook { me: Url },
+}
+
+fn scopes(fixed: &[&str], extra: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = fixed.iter().map(|s| (*s).to_owned()).collect();
+    for s in extra {
+        if !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    out
+}
+
+fn url(s: &str) -> Result<Url, ProviderError> {
+    Url::parse(s).map_err(|_| ProviderError::Config(format!("invalid endpoint URL {s:?}")))
+}
+
+fn base(settings: &ProviderSettings, default: &str) -> Result<String, ProviderError> {
+    let chosen = settings
+        .upstream_base_url
+        .as_deref()
+        .unwrap_or(default)
+        .trim_end_matches('/');
+    check_issuer(chosen).map_err(ProviderError::Config)?;
+    Ok(chosen.to_owned())
+}
+
+pub(crate) fn protocol_for(settings: &ProviderSettings) -> Result<Protocol, ProviderError> {
+    let extra = &settings.scopes;
+    let oidc = |issuer: String, metadata_issuer, form_post, use_userinfo, fixed: &[&str]| {
+        Protocol::Oidc(OidcSpec {
+            issuer,
+            metadata_issuer,
+            scopes: scopes(fixed, extra),
+            use_userinfo,
+            form_post,
+        })
+    };
+    Ok(match settings.preset {
+        Preset::Oidc => {
+            let issuer = settings
+                .issuer
+                .clone()
+                .ok_or_else(|| ProviderError::Config("the oidc preset needs an issuer".into()))?;
+            check_issuer(&issuer).map_err(ProviderError::Config)?;
+            let exact = MetadataIssuer::Exact(issuer.clone());
+            oidc(issuer, exact, false, true, &["openid", "email", "profile"])
+        }
+        Preset::Google => {
+            let issuer = base(settings, GOOGLE_ISSUER)?;
+            let exact = MetadataIssuer::Exact(issuer.clone());
+            oidc(issuer, exact, false, false, &["openid", "email", "profile"])
+        }
+        Preset::Apple => {
+            let issuer = base(settings, APPLE_ISSUER)?;
+            let exact = MetadataIssuer::Exact(issuer.clone());
+            oidc(issuer, exact, true, false, &["openid", "email", "name"])
+        }
+        Preset::Microsoft => {
+            let authority = base(settings, MICROSOFT_AUTHORITY)?;
+            let tenant = settings.tenant.as_deref().unwrap_or("common");
+            if tenant.is_empty()
+                || !tenant
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                return Err(ProviderError::Config("invalid microsoft tenant".into()));
+            }
+            let issuer = format!("{authority}/{tenant}/v2.0");
+            let metadata_issuer = match tenant {
+                "common" => MetadataIssuer::MicrosoftTemplate {
+                    authority,
+                    tenant: MicrosoftTenant::Common,
+                },
+                "organizations" => MetadataIssuer::MicrosoftTemplate {
+                    authority,
+                    tenant: MicrosoftTenant::Organizations,
+                },
+                "consumers" => {
+                    MetadataIssuer::Exact(format!("{authority}/{MICROSOFT_CONSUMERS_TENANT}/v2.0"))
+                }
+                _ => MetadataIssuer::Exact(issuer.clone()),
+            };
+            oidc(
+                issuer,
+                metadata_issuer,
+                false,
+                false,
+                &["openid", "email", "profile"],
+            )
+        }
+        Preset::Github => {
+            let (web, api) = match &settings.upstream_base_url {
+                Some(_) => {
+                    let b = base(settings, "")?;
+                    (b.clone(), b)
+                }
+                None => (
+                    "https://github.com".to_owned(),
+                    "https://api.github.com".to_owned(),
+                ),
+            };
+            Protocol::OAuth2(Box::new(OAuth2Spec {
+                issuer: web.clone(),
+                authorize: url(&format!("{web}/login/oauth/authorize"))?,
+                token: url(&format!("{web}/login/oauth/access_token"))?,
+                api: ProfileApi::Github {
+                    user: url(&format!("{api}/user"))?,
+                    emails: url(&format!("{api}/user/emails"))?,
+                },
+                scopes: scopes(&["read:user", "user:email"], extra),
+                secret_in_body: false,
+            }))
+        }
+        Preset::Gitlab => {
+            let web = match (&settings.upstream_base_url, &settings.issuer) {
+                (None, Some(issuer)) => {
+                    check_issuer(issuer).map_err(ProviderError::Config)?;
+                    issuer.trim_end_matches('/').to_owned()
+                }
+                _ => base(settings, GITLAB_COM)?,
+            };
+            Protocol::OAuth2(Box::new(OAuth2Spec {
+                issuer: web.clone(),
+                authorize: url(&format!("{web}/oauth/authorize"))?,
+                token: url(&format!("{web}/oauth/token"))?,
+                api: ProfileApi::Gitlab {
+                    user: url(&format!("{web}/api/v4/user"))?,
+                },
+                scopes: scopes(&["read_user"], extra),
+                secret_in_body: false,
+            }))
+        }
+        Preset::Discord => {
+            let web = base(settings, "https://discord.com")?;
+            Protocol::OAuth2(Box::new(OAuth2Spec {
+                issuer: web.clone(),
+                authorize: url(&format!("{web}/oauth2/authorize"))?,
+                token: url(&format!("{web}/api/oauth2/token"))?,
+                api: ProfileApi::Discord {
+                    me: url(&format!("{web}/api/users/@me"))?,
+                },
+                scopes: scopes(&["identify", "email"], extra),
+                secret_in_body: false,
+            }))
+        }
+        Preset::Facebook => {
+            let (web, graph) = match &settings.upstream_base_url {
+                Some(_) => {
+                    let b = base(settings, "")?;
+                    (b.clone(), b)
+                }
+                None => (
+                    format!("https://www.facebook.com/{FACEBOOK_GRAPH_VERSION}"),
+                    format!("https://graph.facebook.com/{FACEBOOK_GRAPH_VERSION}"),
+                ),
+            };
+            Protocol::OAuth2(Box::new(OAuth2Spec {
+                issuer: match &settings.upstream_base_url {
+                    Some(_) => web.clone(),
+                    None => "https://www.facebook.com".to_owned(),
+                },
+                authorize: url(&format!("{web}/dialog/oauth"))?,
+                token: url(&format!("{graph}/oauth/access_token"))?,
+                api: ProfileApi::Facebook {
+                    me: url(&format!("{graph}/me?fields=id,name,email"))?,
+                },
+                scopes: scopes(&["email", "public_profile"], extra),
+                secret_in_body: true,
+            }))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(preset: Preset) -> Protocol {
+        protocol_for(&ProviderSettings::new(preset, "client")).unwrap()
+    }
+
+    #[test]
+    fn presets_point_at_the_real_services() {
+        let Protocol::Oidc(google) = spec(Preset::Google) else {
+            panic!()
+        };
+        assert_eq!(google.issuer, "https://accounts.google.com");
+        let Protocol::Oidc(apple) = spec(Preset::Apple) else {
+            panic!()
+        };
+        assert_eq!(apple.issuer, "https://appleid.apple.com");
+        assert!(apple.form_post);
+        let Protocol::OAuth2(github) = spec(Preset::Github) else {
+            panic!()
+        };
+        assert_eq!(
+            github.token.as_str(),
+            "https://github.com/login/oauth/access_token"
+        );
+        let ProfileApi::Github { user, emails } = github.api else {
+            panic!()
+        };
+        assert_eq!(user.as_str(), "https://api.github.com/user");
+        assert_eq!(emails.as_str(), "https://api.github.com/user/emails");
+        let Protocol::OAuth2(discord) = spec(Preset::Discord) else {
+            panic!()
+        };
+        let ProfileApi::Discord { me } = discord.api else {
+            panic!()
+        };
+        assert_eq!(me.as_str(), "https://discord.com/api/users/@me");
+        let Protocol::OAuth2(gitlab) = spec(Preset::Gitlab) else {
+            panic!()
+        };
+        assert_eq!(gitlab.issuer, "https://gitlab.com");
+        let Protocol::OAuth2(facebook) = spec(Preset::Facebook) else {
+            panic!()
+        };
+        assert!(facebook.secret_in_body);
+    }
+
+    #[test]
+    fn microsoft_defaults_to_the_common_tenant_template() {
+        let Protocol::Oidc(ms) = spec(Preset::Microsoft) else {
+            panic!()
+        };
+        assert_eq!(ms.issuer, "https://login.microsoftonline.com/common/v2.0");
+        assert!(matches!(
+            ms.metadata_issuer,
+            MetadataIssuer::MicrosoftTemplate {
+                tenant: MicrosoftTenant::Common,
+                ..
+            }
+        ));
+        let mut s = ProviderSettings::new(Preset::Microsoft, "c");
+        s.tenant = Some("contoso.onmicrosoft.com".into());
+        let Protocol::Oidc(single) = protocol_for(&s).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            single.metadata_issuer,
+            MetadataIssuer::Exact(
+                "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0".into()
+            )
+        );
+        s.tenant = Some("../evil".into());
+        assert!(protocol_for(&s).is_err());
+    }
+
+    #[test]
+    fn self_managed_gitlab_uses_the_configured_base_url() {
+        let mut s = ProviderSettings::new(Preset::Gitlab, "c");
+        s.issuer = Some("https://git.example.org/".into());
+        let Protocol::OAuth2(gitlab) = protocol_for(&s).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            gitlab.authorize.as_str(),
+            "https://git.example.org/oauth/authorize"
+        );
+        let ProfileApi::Gitlab { user } = gitlab.api else {
+            panic!()
+        };
+        assert_eq!(user.as_str(), "https://git.example.org/api/v4/user");
+    }
+
+    #[test]
+    fn extra_scopes_are_added_once() {
+        let mut s = ProviderSettings::new(Preset::Google, "c");
+        s.scopes = vec!["email".into(), "phone".into()];
+        let Protocol::Oidc(g) = protocol_for(&s).unwrap() else {
+            panic!()
+        };
+        assert_eq!(g.scopes, ["openid", "email", "profile", "phone"]);
+    }
+}

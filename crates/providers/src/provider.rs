@@ -1,0 +1,298 @@
+//! One configured upstream provider: its settings as Braid uses them, and the two steps of a
+//! login (send the browser upstream, complete the callback).
+
+use crate::apple_client_secret::AppleSigningKey;
+use crate::claim_mapping::{MappedClaims, Trust};
+use crate::flow_secrets::{is_valid_pkce_verifier, random_token};
+use crate::http_client::HttpClient;
+use crate::login_flow::{AuthorizationRequest, CallbackParams, ExpectedFlow};
+use crate::oidc::discovery::MetadataCache;
+use crate::oidc::id_token::{ExpectedIssuer, parse_algorithm};
+use crate::preset_endpoints::{MetadataIssuer, OAuth2Spec, OidcSpec, Protocol, protocol_for};
+use crate::{Preset, ProviderError, ProviderSettings, oidc, plain_oauth2};
+use braid_core::{FederatedIdentity, ProviderId, Secret};
+use jsonwebtoken::Algorithm;
+
+/// Authorization codes longer than this are refused without calling upstream.
+const MAX_CODE_LEN: usize = 2048;
+
+/// How Braid authenticates at the token endpoint.
+#[derive(Debug)]
+pub(crate) enum ClientCredential {
+    Secret(Secret),
+    /// Apple: an ES256 JWT signed per request.
+    AppleKey(AppleSigningKey),
+}
+
+pub(crate) enum Upstream {
+    Oidc(OidcUpstream),
+    OAuth2(OAuth2Spec),
+}
+
+pub(crate) struct OidcUpstream {
+    pub spec: OidcSpec,
+    pub cache: MetadataCache,
+    pub alg: Algorithm,
+    pub id_token_issuer: ExpectedIssuer,
+}
+
+pub struct Provider {
+    pub(crate) id: ProviderId,
+    pub(crate) display_name: String,
+    pub(crate) preset: Preset,
+    pub(crate) enabled: bool,
+    pub(crate) link_only: bool,
+    pub(crate) redirect_uri: String,
+    pub(crate) client_id: String,
+    pub(crate) credential: ClientCredential,
+    pub(crate) trust: Trust,
+    pub(crate) http: HttpClient,
+    pub(crate) upstream: Upstream,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("id", &self.id)
+            .field("preset", &self.preset)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+fn credential(settings: &ProviderSettings) -> Result<ClientCredential, ProviderError> {
+    if let Some(key) = AppleSigningKey::from_settings(settings)? {
+        return Ok(ClientCredential::AppleKey(key));
+    }
+    if let Some(secret) = settings.client_secret.as_ref().filter(|s| !s.is_empty()) {
+        return Ok(ClientCredential::Secret(secret.clone()));
+    }
+    match &settings.client_secret_file {
+        Some(path) => {
+            let raw = std::fs::read_to_string(path).map_err(|e| {
+                ProviderError::Config(format!("cannot read {}: {}", path.display(), e.kind()))
+            })?;
+            Ok(ClientCredential::Secret(Secret::new(
+                raw.trim_end_matches(['\n', '\r']),
+            )))
+        }
+        None => Err(ProviderError::Config("missing client secret".into())),
+    }
+}
+
+impl Provider {
+    /// Builds a provider from settings already checked with [`ProviderSettings::problems`].
+    pub(crate) fn new(
+        id: ProviderId,
+        settings: &ProviderSettings,
+        redirect_uri: String,
+        http: HttpClient,
+    ) -> Result<Self, ProviderError> {
+        let upstream = match protocol_for(settings)? {
+            Protocol::Oidc(spec) => {
+                let alg_name = settings.id_token_alg.as_deref().unwrap_or("RS256");
+                let alg = parse_algorithm(alg_name).ok_or_else(|| {
+                    ProviderError::Config(format!("unsupported id_token_alg {alg_name}"))
+                })?;
+                let id_token_issuer = match &spec.metadata_issuer {
+                    // The real Google documents two forms of its issuer.
+                    MetadataIssuer::Exact(_)
+                        if settings.preset == Preset::Google
+                            && settings.upstream_base_url.is_none() =>
+                    {
+                        ExpectedIssuer::Google
+                    }
+                    MetadataIssuer::Exact(issuer) => ExpectedIssuer::Exact(issuer.clone()),
+                    MetadataIssuer::MicrosoftTemplate { authority, tenant } => {
+                        ExpectedIssuer::MicrosoftTenant {
+                            authority: authority.clone(),
+                            tenant: *tenant,
+                        }
+                    }
+                };
+                Upstream::Oidc(OidcUpstream {
+                    cache: MetadataCache::new(spec.clone()),
+                    spec,
+                    alg,
+                    id_token_issuer,
+                })
+            }
+            Protocol::OAuth2(spec) => Upstream::OAuth2(*spec),
+        };
+        Ok(Self {
+            display_name: settings
+                .display_name
+                .clone()
+                .unwrap_or_else(|| default_display_name(settings.preset, &id)),
+            id,
+            preset: settings.preset,
+            enabled: settings.enabled,
+            link_only: settings.link_only,
+            redirect_uri,
+            client_id: settings.client_id.clone(),
+            credential: credential(settings)?,
+            trust: Trust {
+                email: settings.trust_email(),
+                phone: settings.trust_phone(),
+            },
+            http,
+            upstream,
+        })
+    }
+
+    pub fn id(&self) -> &ProviderId {
+        &self.id
+    }
+
+    pub fn display_name(&self) -> &str {
+        &self.display_name
+    }
+
+    pub fn preset(&self) -> Preset {
+        self.preset
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub fn link_only(&self) -> bool {
+        self.link_only
+    }
+
+    /// Apple posts its callback (`response_mode=form_post`).
+    pub fn uses_form_post(&self) -> bool {
+        matches!(&self.upstream, Upstream::Oidc(o) if o.spec.form_post)
+    }
+
+    /// `{callback_base}/auth/connect/{id}/callback`.
+    pub fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
+    /// Everything needed to send the browser upstream: fresh `state`, `nonce` (OpenID
+    /// Connect) and PKCE S256 verifier, and the issuer the request goes to. Nothing from the
+    /// caller's request is forwarded (A21). OpenID Connect providers are discovered here on
+    /// first use.
+    pub async fn authorization_request(&self) -> Result<AuthorizationRequest, ProviderError> {
+        if !self.enabled {
+            return Err(ProviderError::Disabled(self.id.clone()));
+        }
+        let state = random_token()?;
+        let pkce_verifier = random_token()?;
+        match &self.upstream {
+            Upstream::Oidc(o) => {
+                oidc::flow::authorization_request(self, o, state, pkce_verifier).await
+            }
+            Upstream::OAuth2(spec) => Ok(plain_oauth2::authorization_request(
+                self,
+                spec,
+                state,
+                pkce_verifier,
+            )),
+        }
+    }
+
+    /// Completes a login whose `state` the caller has already checked: RFC 9207 `iss`, code
+    /// exchange with the PKCE verifier, ID token validation, UserInfo or profile API where the
+    /// preset needs it, and the trust rules. Nothing is retried.
+    pub async fn complete(
+        &self,
+        callback: CallbackParams,
+        expected: &ExpectedFlow,
+    ) -> Result<FederatedIdentity, ProviderError> {
+        if !self.enabled {
+            return Err(ProviderError::Disabled(self.id.clone()));
+        }
+        if !is_valid_pkce_verifier(&expected.pkce_verifier) {
+            return Err(ProviderError::FlowMismatch("PKCE verifier"));
+        }
+        if callback.code.is_empty() || callback.code.len() > MAX_CODE_LEN {
+            return Err(ProviderError::InvalidCallback("authorization code"));
+        }
+        let (issuer, claims) = match &self.upstream {
+            Upstream::Oidc(o) => oidc::flow::complete(self, o, &callback, expected).await?,
+            Upstream::OAuth2(spec) => {
+                plain_oauth2::complete(self, spec, &callback, expected).await?
+            }
+        };
+        let MappedClaims {
+            subject,
+            emails,
+            phones,
+            profile,
+        } = claims;
+        Ok(FederatedIdentity {
+            provider: self.id.clone(),
+            issuer,
+            subject,
+            emails,
+            phones,
+            profile,
+        })
+    }
+
+    /// The secret for one token request (Apple's is signed now, for `audience`).
+    pub(crate) fn client_secret(&self, audience: &str) -> Result<Secret, ProviderError> {
+        match &self.credential {
+            ClientCredential::Secret(s) => Ok(s.clone()),
+            ClientCredential::AppleKey(key) => {
+                key.client_secret(&self.client_id, audience, unix_now())
+            }
+        }
+    }
+}
+
+fn default_display_name(preset: Preset, id: &ProviderId) -> String {
+    match preset {
+        Preset::Google => "Google",
+        Preset::Microsoft => "Microsoft",
+        Preset::Apple => "Apple",
+        Preset::Github => "GitHub",
+        Preset::Gitlab => "GitLab",
+        Preset::Discord => "Discord",
+        Preset::Facebook => "Facebook",
+        Preset::Oidc => return id.to_string(),
+    }
+    .to_owned()
+}
+
+/// RFC 9207 §2.4: an `iss` that is present must be the issuer the request went to (simple
+/// string comparison); when the provider promises `iss`, a missing one is refused too.
+pub(crate) fn check_response_issuer(
+    received: Option<&str>,
+    expected: &str,
+    required: bool,
+) -> Result<(), ProviderError> {
+    match received {
+        Some(iss) if iss == expected => Ok(()),
+        Some(_) => Err(ProviderError::IssuerMismatch(
+            "not the issuer the request was sent to",
+        )),
+        None if required => Err(ProviderError::IssuerMismatch(
+            "missing although the provider promises it",
+        )),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a07_a08_response_issuer_rules() {
+        let idp = "https://idp.example";
+        assert!(check_response_issuer(Some(idp), idp, true).is_ok());
+        assert!(check_response_issuer(None, idp, false).is_ok());
+        assert!(check_response_issuer(Some("https://attacker.example"), idp, false).is_err());
+        assert!(check_response_issuer(Some("https://idp.example/"), idp, false).is_err());
+        assert!(check_response_issuer(None, idp, true).is_err());
+    }
+}

@@ -1,0 +1,168 @@
+//! All configured providers, built once at start-up.
+
+use crate::http_client::{HttpClient, HttpLimits};
+use crate::provider::Provider;
+use crate::{ProviderError, ProviderSettings};
+use braid_core::ProviderId;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct ProviderRegistry {
+    providers: BTreeMap<ProviderId, Arc<Provider>>,
+}
+
+impl ProviderRegistry {
+    /// Built once at start-up. `callback_base` is Braid's public URL; each provider's redirect
+    /// URI is `{callback_base}/auth/connect/{id}/callback`. Every provider shares one HTTP
+    /// client, except those with a `ca_file`, which get their own.
+    pub fn new(
+        settings: &BTreeMap<String, ProviderSettings>,
+        callback_base: &str,
+    ) -> Result<Self, ProviderError> {
+        Self::with_http_limits(settings, callback_base, HttpLimits::default())
+    }
+
+    /// As [`ProviderRegistry::new`], with other limits for the outbound HTTP client.
+    pub fn with_http_limits(
+        settings: &BTreeMap<String, ProviderSettings>,
+        callback_base: &str,
+        limits: HttpLimits,
+    ) -> Result<Self, ProviderError> {
+        let base = callback_base_url(callback_base)?;
+        let shared = HttpClient::with_limits(limits, None)?;
+        let mut providers = BTreeMap::new();
+        for (name, s) in settings {
+            let problems = s.problems(name);
+            if !problems.is_empty() {
+                return Err(ProviderError::Config(problems.join("; ")));
+            }
+            let id = ProviderId::parse(name)
+                .map_err(|e| ProviderError::Config(format!("{name}: {e}")))?;
+            let http = match &s.ca_file {
+                Some(path) => {
+                    let pem = std::fs::read(path).map_err(|e| {
+                        ProviderError::Config(format!(
+                            "cannot read {}: {}",
+                            path.display(),
+                            e.kind()
+                        ))
+                    })?;
+                    HttpClient::with_limits(limits, Some(&pem))?
+                }
+                None => shared.clone(),
+            };
+            let redirect_uri = format!("{base}/auth/connect/{id}/callback");
+            let provider = Provider::new(id.clone(), s, redirect_uri, http)?;
+            providers.insert(id, Arc::new(provider));
+        }
+        Ok(Self { providers })
+    }
+
+    /// The provider with exactly this id (case-sensitive; `GOOGLE` is not `google`).
+    pub fn get(&self, id: &str) -> Option<Arc<Provider>> {
+        let id = ProviderId::parse(id).ok()?;
+        self.providers.get(&id).cloned()
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &ProviderId> {
+        self.providers.keys()
+    }
+}
+
+/// An http(s) URL without query or fragment; a trailing slash is dropped.
+fn callback_base_url(base: &str) -> Result<String, ProviderError> {
+    let bad = || ProviderError::Config(format!("callback base {base:?} is not an http(s) URL"));
+    let url = url::Url::parse(base).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(bad());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Preset;
+    use braid_core::Secret;
+
+    fn github() -> ProviderSettings {
+        let mut s = ProviderSettings::new(Preset::Github, "gh-client");
+        s.client_secret = Some(Secret::new("gh-secret"));
+        s
+    }
+
+    #[test]
+    fn redirect_uris_follow_the_callback_route() {
+        let settings = BTreeMap::from([("github".to_owned(), github())]);
+        let registry = ProviderRegistry::new(&settings, "https://braid.example/").unwrap();
+        let p = registry.get("github").unwrap();
+        assert_eq!(
+            p.redirect_uri(),
+            "https://braid.example/auth/connect/github/callback"
+        );
+        assert_eq!(p.display_name(), "GitHub");
+        assert_eq!(p.preset(), Preset::Github);
+        assert!(p.enabled() && !p.link_only() && !p.uses_form_post());
+        assert_eq!(
+            registry.ids().map(ProviderId::as_str).collect::<Vec<_>>(),
+            ["github"]
+        );
+    }
+
+    #[test]
+    fn a20_lookup_is_exact() {
+        let settings = BTreeMap::from([("github".to_owned(), github())]);
+        let registry = ProviderRegistry::new(&settings, "https://braid.example").unwrap();
+        for other in [
+            "GITHUB",
+            "Github",
+            "github ",
+            "..%2Fadmin",
+            "../github",
+            "gitlab",
+            "",
+        ] {
+            assert!(registry.get(other).is_none(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn settings_problems_and_bad_bases_stop_start_up() {
+        let mut bad = github();
+        bad.client_secret = None;
+        let settings = BTreeMap::from([("github".to_owned(), bad)]);
+        assert!(matches!(
+            ProviderRegistry::new(&settings, "https://braid.example"),
+            Err(ProviderError::Config(_))
+        ));
+        let settings = BTreeMap::from([("GitHub".to_owned(), github())]);
+        assert!(ProviderRegistry::new(&settings, "https://braid.example").is_err());
+        let settings = BTreeMap::from([("github".to_owned(), github())]);
+        for base in [
+            "braid.example",
+            "ftp://braid.example",
+            "https://braid.example/?x=1",
+        ] {
+            assert!(ProviderRegistry::new(&settings, base).is_err(), "{base}");
+        }
+    }
+
+    #[test]
+    fn the_client_secret_may_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let mut s = github();
+        s.client_secret = None;
+        s.client_secret_file = Some(path);
+        let settings = BTreeMap::from([("github".to_owned(), s)]);
+        let registry = ProviderRegistry::new(&settings, "https://braid.example").unwrap();
+        let p = registry.get("github").unwrap();
+        assert_eq!(p.client_secret("x").unwrap().expose(), "from-file");
+    }
+}
