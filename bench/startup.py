@@ -19,7 +19,7 @@ def ready(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
             s.sendall(b"GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            return s.recv(16).startswith(b"HTTP/1.1 200")
+            return s.recv(16)[9:12] == b"200"
     except OSError:
         return False
 

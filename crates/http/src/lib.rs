@@ -2,6 +2,7 @@
 
 pub mod clients;
 pub mod flows;
+pub mod housekeeping;
 pub mod keys;
 pub mod limits;
 pub mod metrics;

@@ -64,6 +64,7 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { addr, source })?
             .port();
+        crate::housekeeping::spawn(state.db.clone());
         let state = web::Data::new(state);
         let mut server = HttpServer::new(move || {
             App::new()

@@ -360,3 +360,30 @@ async fn an_unmigrated_database_is_reachable_but_not_ready() {
     assert!(!db.has_pending_migrations().unwrap());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn housekeeping_removes_only_rows_past_their_grace_period() {
+    use braid_storage::repo::housekeeping;
+    let t = TestDb::new().unwrap();
+    let mut c = t.db.conn().unwrap();
+    let u = users::create(&mut c, &new_user("a@example.com"), Timestamp::now()).unwrap();
+    exchange_codes::insert(&mut c, &new_code(b"live", &u.id, Duration::from_secs(60))).unwrap();
+    let mut recently_expired = new_code(b"recent", &u.id, Duration::from_secs(60));
+    recently_expired.expires_at = Timestamp::now().minus(Duration::from_secs(60));
+    exchange_codes::insert(&mut c, &recently_expired).unwrap();
+    let mut long_gone = new_code(b"old", &u.id, Duration::from_secs(60));
+    long_gone.expires_at = Timestamp::from_millis(1);
+    exchange_codes::insert(&mut c, &long_gone).unwrap();
+    let purged = housekeeping::purge_expired(&mut c, Timestamp::now()).unwrap();
+    assert_eq!(purged.exchange_codes, 1);
+    assert_eq!(
+        t.count("exchange_codes"),
+        2,
+        "live and recently expired rows stay"
+    );
+    assert!(
+        exchange_codes::consume(&mut c, b"live", Timestamp::now())
+            .unwrap()
+            .is_some()
+    );
+}

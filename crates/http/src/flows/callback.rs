@@ -13,7 +13,7 @@ use braid_storage::repo::audit::{self, AuditEvent};
 use braid_storage::repo::exchange_codes::{self, NewExchangeCode};
 use braid_storage::repo::{identities, login_flows, users};
 use braid_storage::{DbConn, StorageError, write_transaction};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
@@ -228,7 +228,7 @@ fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Decision, StorageError> {
             Some(user.clone())
         }
         Decision::CreateUser { .. } => {
-            let new = new_user_from(c, identity, &job.match_by)?;
+            let new = new_user_from(c, identity)?;
             let (user, _) = users::create_with_identity(c, &new, identity, now)?;
             Some(user.id)
         }
@@ -325,42 +325,47 @@ fn candidates(c: &mut DbConn, job: &Resolution) -> Result<Vec<Candidate>, Storag
 fn new_user_from(
     c: &mut DbConn,
     identity: &FederatedIdentity,
-    _match_by: &[MatchBy],
 ) -> Result<users::NewUser, StorageError> {
     let now = Timestamp::now();
-    let emails: Vec<Email> = identity.verified_emails().cloned().collect();
-    let phones: Vec<Phone> = identity.verified_phones().cloned().collect();
-    let taken: Vec<String> = users::matching_contacts(c, &emails, &phones)?
+    // In the provider's order (the first email becomes the primary one), without repeats.
+    let mut email_list: Vec<Email> = Vec::new();
+    for e in identity.verified_emails() {
+        if !email_list.contains(e) {
+            email_list.push(e.clone());
+        }
+    }
+    let mut phone_list: Vec<Phone> = Vec::new();
+    for p in identity.verified_phones() {
+        if !phone_list.contains(p) {
+            phone_list.push(p.clone());
+        }
+    }
+    let taken: BTreeSet<String> = users::matching_contacts(c, &email_list, &phone_list)?
         .into_iter()
         .filter(|m| m.user_verified)
         .map(|m| m.value)
         .collect();
-    let mut seen = Vec::new();
-    let mut new = users::NewUser {
+    let verified_at = |value: &str| (!taken.contains(value)).then_some(now);
+    Ok(users::NewUser {
         display_name: identity.profile.name.clone(),
-        ..users::NewUser::default()
-    };
-    for email in emails {
-        if seen.contains(&email.as_str().to_owned()) {
-            continue;
-        }
-        seen.push(email.as_str().to_owned());
-        let verified_at = (!taken.contains(&email.as_str().to_owned())).then_some(now);
-        new.emails.push(UserEmail {
-            is_primary: new.emails.is_empty(),
-            email,
-            verified_at,
-        });
-    }
-    for phone in phones {
-        if seen.contains(&phone.as_str().to_owned()) {
-            continue;
-        }
-        seen.push(phone.as_str().to_owned());
-        let verified_at = (!taken.contains(&phone.as_str().to_owned())).then_some(now);
-        new.phones.push(UserPhone { phone, verified_at });
-    }
-    Ok(new)
+        is_admin: false,
+        emails: email_list
+            .into_iter()
+            .enumerate()
+            .map(|(i, email)| UserEmail {
+                verified_at: verified_at(email.as_str()),
+                is_primary: i == 0,
+                email,
+            })
+            .collect(),
+        phones: phone_list
+            .into_iter()
+            .map(|phone| UserPhone {
+                verified_at: verified_at(phone.as_str()),
+                phone,
+            })
+            .collect(),
+    })
 }
 
 impl CallbackError {

@@ -13,7 +13,6 @@ use braid_core::Timestamp;
 use braid_storage::repo::exchange_codes::{self, Redemption};
 use braid_storage::repo::{refresh_tokens, revoked_access_tokens, users};
 use braid_storage::{StorageError, write_transaction};
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
@@ -115,9 +114,4 @@ pub async fn redeem(
         Outcome::Issued(i) => Ok(i),
         Outcome::Rejected(why) => Err(ExchangeError::InvalidGrant(why)),
     }
-}
-
-/// How long a revoked access token id must stay on the deny list.
-pub fn deny_list_ttl(state: &AppState) -> Duration {
-    Duration::from_secs(state.settings.tokens.access_token_ttl)
 }

@@ -129,11 +129,3 @@ pub fn consume(
     )
     .transpose()
 }
-
-/// Removes flows that expired before `cutoff`; returns how many.
-pub fn purge_expired(conn: &mut DbConn, cutoff: Timestamp) -> Result<usize, StorageError> {
-    Ok(
-        diesel::delete(login_flows::table.filter(login_flows::expires_at.lt(cutoff.as_millis())))
-            .execute(conn)?,
-    )
-}

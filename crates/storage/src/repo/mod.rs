@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod exchange_codes;
+pub mod housekeeping;
 pub mod identities;
 pub mod keys;
 pub mod login_flows;
