@@ -3,7 +3,7 @@
 //! transaction consumes the code, checks its bindings and mints — or, on a replay, revokes
 //! what the first redemption issued (RFC 6749 §4.1.2, F02/F03).
 
-use crate::clients::ClientAuthError;
+use crate::flows::grant::{Grant, GrantError, require_grant_type};
 use crate::flows::token_issue::{Issued, Minter};
 use crate::params::Params;
 use crate::state::AppState;
@@ -12,51 +12,28 @@ use actix_web::HttpRequest;
 use braid_core::Timestamp;
 use braid_storage::repo::exchange_codes::{self, Redemption};
 use braid_storage::repo::{refresh_tokens, revoked_access_tokens, users};
-use braid_storage::{StorageError, write_transaction};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
-    #[error("{0}")]
-    InvalidRequest(&'static str),
-    #[error("{0}")]
-    InvalidClient(#[from] ClientAuthError),
-    #[error("grant_type must be authorization_code")]
-    UnsupportedGrantType,
-    #[error("{0}")]
-    InvalidGrant(&'static str),
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-}
-
-enum Outcome {
-    Issued(Issued),
-    Rejected(&'static str),
-}
+use braid_storage::write_transaction;
 
 pub async fn redeem(
     state: &AppState,
     req: &HttpRequest,
     form: &Params,
-) -> Result<Issued, ExchangeError> {
-    match form.get("grant_type") {
-        None => return Err(ExchangeError::InvalidRequest("grant_type is required")),
-        Some("authorization_code") => {}
-        Some(_) => return Err(ExchangeError::UnsupportedGrantType),
-    }
+) -> Result<Issued, GrantError> {
+    require_grant_type(form, "authorization_code")?;
     let code = form
         .get("code")
-        .ok_or(ExchangeError::InvalidRequest("code is required"))?
+        .ok_or(GrantError::InvalidRequest("code is required"))?
         .to_owned();
     let redirect_uri = form
         .get("redirect_uri")
-        .ok_or(ExchangeError::InvalidRequest("redirect_uri is required"))?
+        .ok_or(GrantError::InvalidRequest("redirect_uri is required"))?
         .to_owned();
     let verifier = form.get("code_verifier").map(str::to_owned);
     if verifier
         .as_deref()
         .is_some_and(|v| !opaque::valid_pkce_verifier(v))
     {
-        return Err(ExchangeError::InvalidRequest("code_verifier is malformed"));
+        return Err(GrantError::InvalidRequest("code_verifier is malformed"));
     }
     let client = state
         .clients
@@ -70,7 +47,7 @@ pub async fn redeem(
             write_transaction(c, |c| {
                 let now = Timestamp::now();
                 let found = match exchange_codes::redeem(c, &code_hash, now)? {
-                    Redemption::Invalid => return Ok(Outcome::Rejected("the code is invalid or expired")),
+                    Redemption::Invalid => return Ok(Grant::Rejected("the code is invalid or expired")),
                     Redemption::Replayed { issued_family_id, issued_access_jti, .. } => {
                         if let Some(family) = issued_family_id {
                             refresh_tokens::revoke_family(c, &family, now)?;
@@ -79,39 +56,36 @@ pub async fn redeem(
                             revoked_access_tokens::revoke(c, &jti, now.plus(minter.access_ttl))?;
                         }
                         tracing::warn!(client_id = %client.id, "exchange code replayed; tokens from its first redemption revoked");
-                        return Ok(Outcome::Rejected("the code was already used"));
+                        return Ok(Grant::Rejected("the code was already used"));
                     }
                     Redemption::Fresh(found) => found,
                 };
                 if found.client_id != client.id {
-                    return Ok(Outcome::Rejected("the code was issued to another client"));
+                    return Ok(Grant::Rejected("the code was issued to another client"));
                 }
                 if found.redirect_uri != redirect_uri {
-                    return Ok(Outcome::Rejected("redirect_uri does not match"));
+                    return Ok(Grant::Rejected("redirect_uri does not match"));
                 }
                 match (&found.code_challenge, &verifier) {
                     (Some(challenge), Some(v)) if opaque::same_secret(&opaque::pkce_s256(v), challenge) => {}
-                    (Some(_), _) => return Ok(Outcome::Rejected("code_verifier does not match")),
+                    (Some(_), _) => return Ok(Grant::Rejected("code_verifier does not match")),
                     // A verifier without a stored challenge is a downgrade attempt (RFC 9700 §2.1.1).
-                    (None, Some(_)) => return Ok(Outcome::Rejected("no code_challenge was sent for this code")),
-                    (None, None) if client.is_public() => return Ok(Outcome::Rejected("PKCE is required")),
+                    (None, Some(_)) => return Ok(Grant::Rejected("no code_challenge was sent for this code")),
+                    (None, None) if client.is_public() => return Ok(Grant::Rejected("PKCE is required")),
                     (None, None) => {}
                 }
                 match users::find(c, &found.user_id)? {
                     Some(u) if !u.disabled => {}
-                    _ => return Ok(Outcome::Rejected("the user is not active")),
+                    _ => return Ok(Grant::Rejected("the user is not active")),
                 }
                 let idp = serde_json::from_str::<serde_json::Value>(&found.auth_context)
                     .ok()
                     .and_then(|v| v.get("idp").and_then(|i| i.as_str()).map(str::to_owned));
                 let issued = minter.mint(c, &found.user_id, &client.id, idp, None)?;
                 exchange_codes::record_issued(c, &code_hash, &issued.family_id, &issued.access_jti)?;
-                Ok(Outcome::Issued(issued))
+                Ok(Grant::Issued(issued))
             })
         })
         .await?;
-    match outcome {
-        Outcome::Issued(i) => Ok(i),
-        Outcome::Rejected(why) => Err(ExchangeError::InvalidGrant(why)),
-    }
+    outcome.into_result()
 }

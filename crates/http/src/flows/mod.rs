@@ -4,10 +4,11 @@
 pub mod callback;
 pub mod connect;
 pub mod exchange;
+pub mod grant;
 pub mod me;
 pub mod refresh;
 pub mod revoke;
-mod token_issue;
+pub mod token_issue;
 
 /// The browser cookie that binds an upstream login to the browser that started it.
 pub const FLOW_COOKIE: &str = "braid_flow";

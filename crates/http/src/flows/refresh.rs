@@ -1,7 +1,7 @@
 //! `POST /auth/refresh` (RFC 6749 §6): rotate a refresh token. A token presented twice was
 //! stolen or raced: the whole family is revoked (RFC 9700 §4.14.2, F15/F16).
 
-use crate::clients::ClientAuthError;
+use crate::flows::grant::{Grant, GrantError, require_grant_type};
 use crate::flows::token_issue::{Issued, Minter};
 use crate::params::Params;
 use crate::state::AppState;
@@ -9,40 +9,17 @@ use crate::tokens::opaque;
 use actix_web::HttpRequest;
 use braid_core::Timestamp;
 use braid_storage::repo::{refresh_tokens, users};
-use braid_storage::{StorageError, write_transaction};
-
-#[derive(Debug, thiserror::Error)]
-pub enum RefreshError {
-    #[error("{0}")]
-    InvalidRequest(&'static str),
-    #[error("{0}")]
-    InvalidClient(#[from] ClientAuthError),
-    #[error("grant_type must be refresh_token")]
-    UnsupportedGrantType,
-    #[error("{0}")]
-    InvalidGrant(&'static str),
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-}
-
-enum Outcome {
-    Issued(Issued),
-    Rejected(&'static str),
-}
+use braid_storage::write_transaction;
 
 pub async fn rotate(
     state: &AppState,
     req: &HttpRequest,
     form: &Params,
-) -> Result<Issued, RefreshError> {
-    match form.get("grant_type") {
-        None => return Err(RefreshError::InvalidRequest("grant_type is required")),
-        Some("refresh_token") => {}
-        Some(_) => return Err(RefreshError::UnsupportedGrantType),
-    }
+) -> Result<Issued, GrantError> {
+    require_grant_type(form, "refresh_token")?;
     let token = form
         .get("refresh_token")
-        .ok_or(RefreshError::InvalidRequest("refresh_token is required"))?;
+        .ok_or(GrantError::InvalidRequest("refresh_token is required"))?;
     let client = state
         .clients
         .authenticate(req, form.get("client_id"), form.get("client_secret"))?
@@ -55,36 +32,33 @@ pub async fn rotate(
             write_transaction(c, |c| {
                 let now = Timestamp::now();
                 let Some(rt) = refresh_tokens::find(c, &hash)? else {
-                    return Ok(Outcome::Rejected("the refresh token is invalid"));
+                    return Ok(Grant::Rejected("the refresh token is invalid"));
                 };
                 if rt.client_id != client.id {
-                    return Ok(Outcome::Rejected("the refresh token was issued to another client"));
+                    return Ok(Grant::Rejected("the refresh token was issued to another client"));
                 }
                 if rt.revoked_at.is_some() {
-                    return Ok(Outcome::Rejected("the refresh token was revoked"));
+                    return Ok(Grant::Rejected("the refresh token was revoked"));
                 }
                 if rt.rotated_at.is_some() || !refresh_tokens::mark_rotated(c, &rt.id, now)? {
                     refresh_tokens::revoke_family(c, &rt.family_id, now)?;
                     tracing::warn!(client_id = %client.id, "refresh token reused; its family is revoked");
-                    return Ok(Outcome::Rejected("the refresh token was already used"));
+                    return Ok(Grant::Rejected("the refresh token was already used"));
                 }
                 if rt.expires_at <= now || rt.family_expires_at <= now {
-                    return Ok(Outcome::Rejected("the refresh token expired"));
+                    return Ok(Grant::Rejected("the refresh token expired"));
                 }
                 match users::find(c, &rt.user_id)? {
                     Some(u) if !u.disabled => {}
                     _ => {
                         refresh_tokens::revoke_family(c, &rt.family_id, now)?;
-                        return Ok(Outcome::Rejected("the user is not active"));
+                        return Ok(Grant::Rejected("the user is not active"));
                     }
                 }
                 let issued = minter.mint(c, &rt.user_id, &client.id, None, Some((rt.family_id.clone(), rt.family_expires_at)))?;
-                Ok(Outcome::Issued(issued))
+                Ok(Grant::Issued(issued))
             })
         })
         .await?;
-    match outcome {
-        Outcome::Issued(i) => Ok(i),
-        Outcome::Rejected(why) => Err(RefreshError::InvalidGrant(why)),
-    }
+    outcome.into_result()
 }

@@ -2,10 +2,12 @@
 
 use crate::flows::callback::{self, CallbackError, FailureContext};
 use crate::flows::connect::{self, ConnectError};
-use crate::flows::exchange::{self, ExchangeError};
+use crate::flows::exchange;
+use crate::flows::grant::GrantError;
 use crate::flows::me::{self, BearerError};
-use crate::flows::refresh::{self, RefreshError};
+use crate::flows::refresh;
 use crate::flows::revoke::{self, RevokeError};
+use crate::flows::token_issue::Issued;
 use crate::flows::{FLOW_COOKIE, FLOW_COOKIE_PATH};
 use crate::oauth_error::{OAuthErrorCode, oauth_error, token_response};
 use crate::params::{ParamError, Params};
@@ -235,39 +237,11 @@ async fn exchange_code(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form = match token_form(&req, &body) {
-        Ok(f) => f,
+    let result = match token_form(&req, &body) {
+        Ok(form) => exchange::redeem(&state, &req, &form).await,
         Err(res) => return *res,
     };
-    let (response, outcome) = match exchange::redeem(&state, &req, &form).await {
-        Ok(issued) => (token_response(issued.response()), "success"),
-        Err(e) => {
-            let outcome = match &e {
-                ExchangeError::InvalidGrant(_) => "invalid_grant",
-                ExchangeError::InvalidClient(_) => "invalid_client",
-                _ => "invalid_request",
-            };
-            let res = match e {
-                ExchangeError::InvalidRequest(d) => oauth_error(OAuthErrorCode::InvalidRequest, d),
-                ExchangeError::InvalidClient(c) => {
-                    oauth_error(OAuthErrorCode::InvalidClient, &c.to_string())
-                }
-                ExchangeError::UnsupportedGrantType => oauth_error(
-                    OAuthErrorCode::UnsupportedGrantType,
-                    "grant_type must be authorization_code",
-                ),
-                ExchangeError::InvalidGrant(d) => oauth_error(OAuthErrorCode::InvalidGrant, d),
-                ExchangeError::Storage(s) => storage_failure(&s),
-            };
-            (res, outcome)
-        }
-    };
-    state
-        .metrics
-        .token_requests
-        .with_label_values(&["exchange_code", outcome])
-        .inc();
-    response
+    grant_response(&state, "exchange_code", result)
 }
 
 async fn refresh_token(
@@ -275,28 +249,37 @@ async fn refresh_token(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form = match token_form(&req, &body) {
-        Ok(f) => f,
+    let result = match token_form(&req, &body) {
+        Ok(form) => refresh::rotate(&state, &req, &form).await,
         Err(res) => return *res,
     };
-    let result = refresh::rotate(&state, &req, &form).await;
+    grant_response(&state, "refresh", result)
+}
+
+fn grant_response(
+    state: &AppState,
+    endpoint: &str,
+    result: Result<Issued, GrantError>,
+) -> HttpResponse {
+    let outcome = result
+        .as_ref()
+        .map_or_else(GrantError::outcome, |_| "success");
     state
         .metrics
         .token_requests
-        .with_label_values(&["refresh", if result.is_ok() { "success" } else { "error" }])
+        .with_label_values(&[endpoint, outcome])
         .inc();
     match result {
         Ok(issued) => token_response(issued.response()),
-        Err(RefreshError::InvalidRequest(d)) => oauth_error(OAuthErrorCode::InvalidRequest, d),
-        Err(RefreshError::InvalidClient(c)) => {
+        Err(GrantError::InvalidRequest(d)) => oauth_error(OAuthErrorCode::InvalidRequest, d),
+        Err(GrantError::InvalidClient(c)) => {
             oauth_error(OAuthErrorCode::InvalidClient, &c.to_string())
         }
-        Err(RefreshError::UnsupportedGrantType) => oauth_error(
-            OAuthErrorCode::UnsupportedGrantType,
-            "grant_type must be refresh_token",
-        ),
-        Err(RefreshError::InvalidGrant(d)) => oauth_error(OAuthErrorCode::InvalidGrant, d),
-        Err(RefreshError::Storage(s)) => storage_failure(&s),
+        Err(e @ GrantError::UnsupportedGrantType(_)) => {
+            oauth_error(OAuthErrorCode::UnsupportedGrantType, &e.to_string())
+        }
+        Err(GrantError::InvalidGrant(d)) => oauth_error(OAuthErrorCode::InvalidGrant, d),
+        Err(GrantError::Storage(s)) => storage_failure(&s),
     }
 }
 

@@ -1,0 +1,59 @@
+//! What the two token grants (code redemption and refresh) share: their errors (RFC 6749 §5.2)
+//! and the way a rejected grant still commits what it consumed.
+
+use crate::clients::ClientAuthError;
+use crate::flows::token_issue::Issued;
+use crate::params::Params;
+use braid_storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("{0}")]
+    InvalidRequest(&'static str),
+    #[error("{0}")]
+    InvalidClient(#[from] ClientAuthError),
+    #[error("grant_type must be {0}")]
+    UnsupportedGrantType(&'static str),
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl GrantError {
+    /// The label for metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            GrantError::InvalidRequest(_) | GrantError::UnsupportedGrantType(_) => {
+                "invalid_request"
+            }
+            GrantError::InvalidClient(_) => "invalid_client",
+            GrantError::InvalidGrant(_) => "invalid_grant",
+            GrantError::Storage(_) => "unavailable",
+        }
+    }
+}
+
+/// The result of a grant's transaction. A rejection is a value, not an error, so that the
+/// transaction commits what it did (the consumed code, the revoked family) before answering.
+pub(crate) enum Grant {
+    Issued(Issued),
+    Rejected(&'static str),
+}
+
+impl Grant {
+    pub(crate) fn into_result(self) -> Result<Issued, GrantError> {
+        match self {
+            Grant::Issued(i) => Ok(i),
+            Grant::Rejected(why) => Err(GrantError::InvalidGrant(why)),
+        }
+    }
+}
+
+pub(crate) fn require_grant_type(form: &Params, expected: &'static str) -> Result<(), GrantError> {
+    match form.get("grant_type") {
+        None => Err(GrantError::InvalidRequest("grant_type is required")),
+        Some(g) if g == expected => Ok(()),
+        Some(_) => Err(GrantError::UnsupportedGrantType(expected)),
+    }
+}
