@@ -862,3 +862,54 @@ async fn futures_join<F: std::future::Future<Output = u16> + Send + 'static>(
     }
     out
 }
+
+#[tokio::test]
+async fn g02_flow_cookie_is_host_prefixed_secure_httponly_lax_over_https() {
+    let env = env_with(|s| s.server.public_url = Some("https://auth.example".into())).await;
+    let r = env
+        .app
+        .client
+        .get(env.url(&format!(
+            "/auth/connect/idp?client_id={CLIENT_ID}&redirect_uri={}",
+            enc(REDIRECT_URI)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("__Host-braid_flow="), "{cookie}");
+    for attr in [
+        "HttpOnly",
+        "Secure",
+        "Path=/",
+        "SameSite=Lax",
+        "Max-Age=600",
+    ] {
+        assert!(
+            cookie.split("; ").any(|a| a == attr),
+            "{attr} missing in {cookie}"
+        );
+    }
+    assert!(!cookie.contains("Domain"));
+    assert!(cookie.len() < 4096);
+
+    let plain = env_with(|_| {}).await;
+    let r = plain
+        .app
+        .client
+        .get(plain.url(&format!(
+            "/auth/connect/idp?client_id={CLIENT_ID}&redirect_uri={}",
+            enc(REDIRECT_URI)
+        )))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("braid_flow=")
+            && cookie.contains("Path=/auth/connect")
+            && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+}

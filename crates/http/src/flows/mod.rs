@@ -10,7 +10,14 @@ pub mod refresh;
 pub mod revoke;
 pub mod token_issue;
 
-/// The browser cookie that binds an upstream login to the browser that started it.
-pub const FLOW_COOKIE: &str = "braid_flow";
-/// The cookie is only ever sent to the connect routes.
-pub const FLOW_COOKIE_PATH: &str = "/auth/connect";
+/// The browser cookie that binds an upstream login to the browser that started it: its name
+/// and path. Over https it is a `__Host-` cookie (Secure, Path=/, no Domain: no subdomain can
+/// set or shadow it); over plain http, where browsers refuse that prefix, it is scoped to the
+/// connect routes.
+pub fn flow_cookie(secure: bool) -> (&'static str, &'static str) {
+    if secure {
+        ("__Host-braid_flow", "/")
+    } else {
+        ("braid_flow", "/auth/connect")
+    }
+}

@@ -3,12 +3,12 @@
 use crate::flows::callback::{self, CallbackError, FailureContext};
 use crate::flows::connect::{self, ConnectError};
 use crate::flows::exchange;
+use crate::flows::flow_cookie;
 use crate::flows::grant::GrantError;
 use crate::flows::me::{self, BearerError};
 use crate::flows::refresh;
 use crate::flows::revoke::{self, RevokeError};
 use crate::flows::token_issue::Issued;
-use crate::flows::{FLOW_COOKIE, FLOW_COOKIE_PATH};
 use crate::oauth_error::{OAuthErrorCode, oauth_error, token_response};
 use crate::params::{ParamError, Params};
 use crate::problem::Problem;
@@ -46,8 +46,9 @@ async fn connect_start(
     };
     match result {
         Ok(start) => {
-            let cookie = Cookie::build(FLOW_COOKIE, start.flow_id)
-                .path(FLOW_COOKIE_PATH)
+            let (name, path) = flow_cookie(state.cookie_secure);
+            let cookie = Cookie::build(name, start.flow_id)
+                .path(path)
                 .http_only(true)
                 .secure(state.cookie_secure)
                 // A form_post callback is a cross-site POST: only a SameSite=None cookie comes
@@ -121,7 +122,8 @@ async fn callback(
     state: web::Data<AppState>,
     params: Result<Params, ParamError>,
 ) -> HttpResponse {
-    let cookie = req.cookie(FLOW_COOKIE);
+    let (name, path) = flow_cookie(state.cookie_secure);
+    let cookie = req.cookie(name);
     let mut ctx = FailureContext { back: None };
     let result = callback::complete(
         &state,
@@ -136,8 +138,8 @@ async fn callback(
     } else {
         "unknown"
     };
-    let mut clear = Cookie::build(FLOW_COOKIE, "")
-        .path(FLOW_COOKIE_PATH)
+    let mut clear = Cookie::build(name, "")
+        .path(path)
         .http_only(true)
         .secure(state.cookie_secure)
         .finish();
