@@ -108,6 +108,14 @@ impl Application {
 
 /// Connects, migrates (when configured) and makes sure the shared keys exist.
 async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError> {
+    let started = std::time::Instant::now();
+    // aws-lc seeds its random generator on first use (~40 ms here): do it now, beside the
+    // database work, rather than in the first request that signs a token.
+    let seed_crypto = tokio::task::spawn_blocking(|| {
+        let mut probe = [0u8; 1];
+        aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut probe)
+            .is_ok()
+    });
     let db_settings = settings.database.clone();
     let migrate = settings.server.migrate_on_start;
     let alg = settings.tokens.signing_alg;
@@ -131,6 +139,13 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
     })
     .await
     .map_err(|e| StorageError::Unavailable(format!("start-up task failed: {e}")))??;
+    if !seed_crypto.await.unwrap_or(false) {
+        tracing::warn!("the crypto library's random generator did not answer at start");
+    }
+    tracing::debug!(
+        ms = started.elapsed().as_millis(),
+        "database and keys ready"
+    );
     let access_ttl = Duration::from_secs(settings.tokens.access_token_ttl + 60);
     let keys = KeyRing::load(db.clone(), access_ttl).await?;
     tracing::debug!(kid = %kid, "signing key ready");
@@ -138,6 +153,7 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
         &settings.federated_login.providers,
         &settings.server.public_url(),
     )?;
+    tracing::debug!(ms = started.elapsed().as_millis(), "providers ready");
     let clients = Clients::from_settings(&settings.clients);
     let linking = &settings.account_linking;
     let link_policy = LinkPolicy {
