@@ -100,6 +100,9 @@ impl Database {
         let pool = Pool::builder()
             .max_size(settings.max_connections.max(1))
             .min_idle(Some(1))
+            // No `SELECT 1` on every checkout: a broken connection shows itself on use and is
+            // then dropped by `has_broken`.
+            .test_on_check_out(false)
             .connection_timeout(timeout)
             .connection_customizer(Box::new(SqlitePragmas {
                 busy_timeout_ms: settings.sqlite_busy_timeout_ms,

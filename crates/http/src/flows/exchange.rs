@@ -4,13 +4,13 @@
 //! what the first redemption issued (RFC 6749 §4.1.2, F02/F03).
 
 use crate::flows::grant::{Grant, GrantError, require_grant_type};
-use crate::flows::token_issue::{Issued, Minter};
+use crate::flows::token_issue::{Family, Issued, Minter};
 use crate::params::Params;
 use crate::state::AppState;
 use crate::tokens::opaque;
 use actix_web::HttpRequest;
-use braid_core::Timestamp;
-use braid_storage::repo::exchange_codes::{self, Redemption};
+use braid_core::{Timestamp, new_id};
+use braid_storage::repo::exchange_codes::{self, Redemption, ToIssue};
 use braid_storage::repo::{refresh_tokens, revoked_access_tokens, users};
 use braid_storage::write_transaction;
 
@@ -41,12 +41,16 @@ pub async fn redeem(
         .clone();
     let minter = Minter::new(state).await?;
     let code_hash = opaque::hash(&code);
+    let (family_id, access_jti) = (new_id(), Minter::new_jti());
+    let m = minter.clone();
     let outcome = state
         .db
         .run(move |c| {
+            let minter = m;
             write_transaction(c, |c| {
                 let now = Timestamp::now();
-                let found = match exchange_codes::redeem(c, &code_hash, now)? {
+                let to_issue = ToIssue { family_id: &family_id, access_jti: &access_jti };
+                let found = match exchange_codes::redeem(c, &code_hash, now, to_issue)? {
                     Redemption::Invalid => return Ok(Grant::Rejected("the code is invalid or expired")),
                     Redemption::Replayed { issued_family_id, issued_access_jti, .. } => {
                         if let Some(family) = issued_family_id {
@@ -81,11 +85,10 @@ pub async fn redeem(
                 let idp = serde_json::from_str::<serde_json::Value>(&found.auth_context)
                     .ok()
                     .and_then(|v| v.get("idp").and_then(|i| i.as_str()).map(str::to_owned));
-                let issued = minter.mint(c, &found.user_id, &client.id, idp, None)?;
-                exchange_codes::record_issued(c, &code_hash, &issued.family_id, &issued.access_jti)?;
-                Ok(Grant::Issued(issued))
+                let minted = minter.mint(c, &found.user_id, &client.id, idp, Family::New(family_id.clone()), access_jti.clone())?;
+                Ok(Grant::Minted(minted))
             })
         })
         .await?;
-    outcome.into_result()
+    outcome.into_result(&minter)
 }

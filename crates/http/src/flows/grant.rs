@@ -2,7 +2,7 @@
 //! and the way a rejected grant still commits what it consumed.
 
 use crate::clients::ClientAuthError;
-use crate::flows::token_issue::Issued;
+use crate::flows::token_issue::{Issued, Minted, Minter};
 use crate::params::Params;
 use braid_storage::StorageError;
 
@@ -18,6 +18,8 @@ pub enum GrantError {
     InvalidGrant(&'static str),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("the access token could not be signed")]
+    Signing,
 }
 
 impl GrantError {
@@ -29,7 +31,7 @@ impl GrantError {
             }
             GrantError::InvalidClient(_) => "invalid_client",
             GrantError::InvalidGrant(_) => "invalid_grant",
-            GrantError::Storage(_) => "unavailable",
+            GrantError::Storage(_) | GrantError::Signing => "unavailable",
         }
     }
 }
@@ -37,14 +39,15 @@ impl GrantError {
 /// The result of a grant's transaction. A rejection is a value, not an error, so that the
 /// transaction commits what it did (the consumed code, the revoked family) before answering.
 pub(crate) enum Grant {
-    Issued(Issued),
+    Minted(Minted),
     Rejected(&'static str),
 }
 
 impl Grant {
-    pub(crate) fn into_result(self) -> Result<Issued, GrantError> {
+    /// Signs what the committed transaction minted, or reports why it was rejected.
+    pub(crate) fn into_result(self, minter: &Minter) -> Result<Issued, GrantError> {
         match self {
-            Grant::Issued(i) => Ok(i),
+            Grant::Minted(m) => minter.sign(m).map_err(|_| GrantError::Signing),
             Grant::Rejected(why) => Err(GrantError::InvalidGrant(why)),
         }
     }

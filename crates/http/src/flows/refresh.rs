@@ -2,7 +2,7 @@
 //! stolen or raced: the whole family is revoked (RFC 9700 §4.14.2, F15/F16).
 
 use crate::flows::grant::{Grant, GrantError, require_grant_type};
-use crate::flows::token_issue::{Issued, Minter};
+use crate::flows::token_issue::{Family, Issued, Minter};
 use crate::params::Params;
 use crate::state::AppState;
 use crate::tokens::opaque;
@@ -26,9 +26,11 @@ pub async fn rotate(
         .clone();
     let minter = Minter::new(state).await?;
     let hash = opaque::hash(token);
+    let m = minter.clone();
     let outcome = state
         .db
         .run(move |c| {
+            let minter = m;
             write_transaction(c, |c| {
                 let now = Timestamp::now();
                 let Some(rt) = refresh_tokens::find(c, &hash)? else {
@@ -55,10 +57,11 @@ pub async fn rotate(
                         return Ok(Grant::Rejected("the user is not active"));
                     }
                 }
-                let issued = minter.mint(c, &rt.user_id, &client.id, None, Some((rt.family_id.clone(), rt.family_expires_at)))?;
-                Ok(Grant::Issued(issued))
+                let family = Family::Continue { id: rt.family_id.clone(), expires_at: rt.family_expires_at };
+                let minted = minter.mint(c, &rt.user_id, &client.id, None, family, Minter::new_jti())?;
+                Ok(Grant::Minted(minted))
             })
         })
         .await?;
-    outcome.into_result()
+    outcome.into_result(&minter)
 }

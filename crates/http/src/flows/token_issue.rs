@@ -1,5 +1,6 @@
 //! Minting an access token and a refresh token for a user, shared by code redemption and
-//! refresh. Runs inside the caller's transaction.
+//! refresh. The database part runs inside the caller's transaction; the signature is made
+//! after it commits, so the SQLite write lock is not held while signing.
 
 use crate::state::AppState;
 use crate::tokens::access::{self, AccessClaims};
@@ -22,11 +23,23 @@ pub struct Minter {
     pub family_lifetime: Duration,
 }
 
+/// The refresh-token family a mint belongs to.
+pub enum Family {
+    /// A new family (code redemption), with the id chosen by the caller.
+    New(String),
+    /// A rotation: the family continues with its absolute expiry.
+    Continue { id: String, expires_at: Timestamp },
+}
+
+/// Tokens whose rows are written but whose access token is not signed yet.
+pub struct Minted {
+    claims: AccessClaims,
+    refresh_token: String,
+}
+
 pub struct Issued {
     pub access_token: String,
-    pub access_jti: String,
     pub refresh_token: String,
-    pub family_id: String,
     pub expires_in: u64,
 }
 
@@ -53,35 +66,35 @@ impl Minter {
         })
     }
 
-    /// Mints both tokens. `family` continues a refresh-token family (rotation) with its
-    /// absolute expiry; `None` starts a new one.
+    /// Stores a new refresh token and prepares the access token's claims.
     pub fn mint(
         &self,
         c: &mut DbConn,
         user: &UserId,
         client_id: &str,
         idp: Option<String>,
-        family: Option<(String, Timestamp)>,
-    ) -> Result<Issued, StorageError> {
+        family: Family,
+        access_jti: String,
+    ) -> Result<Minted, StorageError> {
         let now = Timestamp::now();
-        let (family_id, family_expires_at) =
-            family.unwrap_or_else(|| (new_id(), now.plus(self.family_lifetime)));
+        let (family_id, family_expires_at) = match family {
+            Family::New(id) => (id, now.plus(self.family_lifetime)),
+            Family::Continue { id, expires_at } => (id, expires_at),
+        };
         let refresh_token =
             opaque::random_token().map_err(|e| StorageError::Unavailable(e.to_string()))?;
-        let expires_at = now.plus(self.refresh_ttl).min(family_expires_at);
         refresh_tokens::insert(
             c,
             &NewRefreshToken {
                 token_hash: opaque::hash(&refresh_token),
-                family_id: family_id.clone(),
+                family_id,
                 client_id: client_id.to_owned(),
                 user_id: user.clone(),
                 created_at: now,
-                expires_at,
+                expires_at: now.plus(self.refresh_ttl).min(family_expires_at),
                 family_expires_at,
             },
         )?;
-        let access_jti = new_id();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: user.to_string(),
@@ -89,17 +102,25 @@ impl Minter {
             client_id: client_id.to_owned(),
             exp: now.plus(self.access_ttl).as_secs(),
             iat: now.as_secs(),
-            jti: access_jti.clone(),
+            jti: access_jti,
             idp,
         };
-        let access_token = access::sign(&self.keys, &claims)
-            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-        Ok(Issued {
-            access_token,
-            access_jti,
+        Ok(Minted {
+            claims,
             refresh_token,
-            family_id,
+        })
+    }
+
+    /// Signs the access token, after the transaction that wrote the rows has committed.
+    pub fn sign(&self, minted: Minted) -> Result<Issued, access::AccessTokenError> {
+        Ok(Issued {
+            access_token: access::sign(&self.keys, &minted.claims)?,
+            refresh_token: minted.refresh_token,
             expires_in: self.access_ttl.as_secs(),
         })
+    }
+
+    pub fn new_jti() -> String {
+        new_id()
     }
 }

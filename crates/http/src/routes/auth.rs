@@ -282,6 +282,10 @@ fn grant_response(
         }
         Err(GrantError::InvalidGrant(d)) => oauth_error(OAuthErrorCode::InvalidGrant, d),
         Err(GrantError::Storage(s)) => storage_failure(&s),
+        Err(GrantError::Signing) => {
+            tracing::error!("access token signing failed");
+            oauth_error(OAuthErrorCode::ServerError, "try again")
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Access tokens (RFC 9068 JWT profile): `typ: at+jwt`, `kid`, pinned algorithm, short life.
 
 use crate::tokens::keyring::Keys;
-use jsonwebtoken::{Header, Validation};
+use jsonwebtoken::Validation;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,10 +35,9 @@ pub enum AccessTokenError {
 pub const TYP: &str = "at+jwt";
 
 pub fn sign(keys: &Keys, claims: &AccessClaims) -> Result<String, AccessTokenError> {
-    let mut header = Header::new(keys.active.alg);
-    header.typ = Some(TYP.into());
-    header.kid = Some(keys.active.kid.clone());
-    jsonwebtoken::encode(&header, claims, &keys.active.encoding)
+    let payload = serde_json::to_vec(claims).map_err(|_| AccessTokenError::Signing)?;
+    keys.active
+        .sign_jws(&payload)
         .map_err(|_| AccessTokenError::Signing)
 }
 

@@ -1,22 +1,75 @@
 //! Signing and verification keys, loaded from the database and refreshed every minute, so a
 //! `braid keys rotate` on one instance reaches every instance without a restart.
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeyPair as RsaKeyPair;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RSA_PKCS1_SHA256,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use braid_core::Timestamp;
 use braid_storage::repo::keys::{self, SigningKeyRecord};
 use braid_storage::{Database, StorageError};
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
 
+/// The active private key, parsed once per load: signing a token is then one signature, with
+/// no key decoding per request.
 pub struct ActiveKey {
     pub kid: String,
     pub alg: Algorithm,
-    pub encoding: EncodingKey,
+    signer: Signer,
+    /// base64url of the JOSE header (`alg`, `typ: at+jwt`, `kid`), the same for every token.
+    header_b64: String,
 }
+
+enum Signer {
+    Es256(EcdsaKeyPair),
+    EdDsa(Ed25519KeyPair),
+    Rs256(RsaKeyPair),
+}
+
+impl ActiveKey {
+    /// A compact JWS of `payload` under this key.
+    pub fn sign_jws(&self, payload: &[u8]) -> Result<String, SignError> {
+        let mut jws = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 400);
+        jws.push_str(&self.header_b64);
+        jws.push('.');
+        B64.encode_string(payload, &mut jws);
+        let signature = match &self.signer {
+            Signer::Es256(k) => k
+                .sign(&SystemRandom::new(), jws.as_bytes())
+                .map_err(|_| SignError)?
+                .as_ref()
+                .to_vec(),
+            Signer::EdDsa(k) => k.sign(jws.as_bytes()).as_ref().to_vec(),
+            Signer::Rs256(k) => {
+                let mut sig = vec![0u8; k.public_modulus_len()];
+                k.sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    jws.as_bytes(),
+                    &mut sig,
+                )
+                .map_err(|_| SignError)?;
+                sig
+            }
+        };
+        jws.push('.');
+        B64.encode_string(signature, &mut jws);
+        Ok(jws)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("signing failed")]
+pub struct SignError;
 
 /// One consistent view of the keys.
 pub struct Keys {
@@ -87,36 +140,30 @@ fn algorithm(name: &str) -> Option<Algorithm> {
     }
 }
 
-fn encoding_key(record: &SigningKeyRecord, alg: Algorithm) -> Result<EncodingKey, StorageError> {
-    let der = &record.private_key;
-    let key = match alg {
-        Algorithm::ES256 => EncodingKey::from_ec_der(der),
-        Algorithm::EdDSA => EncodingKey::from_ed_der(der),
-        Algorithm::RS256 => {
-            let pem = pem_pkcs8(der);
-            EncodingKey::from_rsa_pem(pem.as_bytes())
-                .map_err(|e| StorageError::Corrupt(format!("signing key {}: {e}", record.kid)))?
-        }
-        _ => {
-            return Err(StorageError::Corrupt(format!(
-                "signing key {}: unsupported alg",
-                record.kid
-            )));
-        }
+fn active_key(record: &SigningKeyRecord, alg: Algorithm) -> Result<ActiveKey, StorageError> {
+    let der = record.private_key.as_slice();
+    let unusable =
+        |what: &str| StorageError::Corrupt(format!("signing key {}: {what}", record.kid));
+    let signer = match alg {
+        Algorithm::ES256 => Signer::Es256(
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                .map_err(|_| unusable("not a P-256 PKCS#8 key"))?,
+        ),
+        Algorithm::EdDSA => Signer::EdDsa(
+            Ed25519KeyPair::from_pkcs8(der).map_err(|_| unusable("not an Ed25519 PKCS#8 key"))?,
+        ),
+        Algorithm::RS256 => Signer::Rs256(
+            RsaKeyPair::from_pkcs8(der).map_err(|_| unusable("not an RSA PKCS#8 key"))?,
+        ),
+        _ => return Err(unusable("unsupported algorithm")),
     };
-    Ok(key)
-}
-
-fn pem_pkcs8(der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(chunk));
-        pem.push('\n');
-    }
-    pem.push_str("-----END PRIVATE KEY-----\n");
-    pem
+    let header = serde_json::json!({ "alg": record.alg, "typ": crate::tokens::access::TYP, "kid": record.kid });
+    Ok(ActiveKey {
+        kid: record.kid.clone(),
+        alg,
+        signer,
+        header_b64: B64.encode(header.to_string()),
+    })
 }
 
 async fn fetch(db: &Database, publish_retired_for: Duration) -> Result<Keys, StorageError> {
@@ -133,7 +180,7 @@ async fn fetch(db: &Database, publish_retired_for: Duration) -> Result<Keys, Sto
             active.kid, active.alg
         ))
     })?;
-    let encoding = encoding_key(&active, alg)?;
+
     let mut verifiers = HashMap::new();
     let mut jwks = Vec::new();
     for record in &published {
@@ -150,11 +197,7 @@ async fn fetch(db: &Database, publish_retired_for: Duration) -> Result<Keys, Sto
     }
     let jwks_json = serde_json::json!({ "keys": jwks }).to_string();
     Ok(Keys {
-        active: ActiveKey {
-            kid: active.kid,
-            alg,
-            encoding,
-        },
+        active: active_key(&active, alg)?,
         verifiers,
         jwks_json,
     })

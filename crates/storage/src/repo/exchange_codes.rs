@@ -73,13 +73,23 @@ pub enum Redemption {
     Invalid,
 }
 
-/// Consumes the code, or reports a replay so the caller can revoke what the first use issued.
+/// The ids of the tokens a redemption will issue, recorded as the code is consumed so that a
+/// replay can revoke them.
+#[derive(Debug, Clone, Copy)]
+pub struct ToIssue<'a> {
+    pub family_id: &'a str,
+    pub access_jti: &'a str,
+}
+
+/// Consumes the code (recording `to_issue` in the same statement), or reports a replay so the
+/// caller can revoke what the first use issued.
 pub fn redeem(
     conn: &mut DbConn,
     code_hash: &[u8],
     now: Timestamp,
+    to_issue: ToIssue<'_>,
 ) -> Result<Redemption, StorageError> {
-    if let Some(fresh) = consume(conn, code_hash, now)? {
+    if let Some(fresh) = consume_recording(conn, code_hash, now, Some(to_issue))? {
         return Ok(Redemption::Fresh(fresh));
     }
     let used: Option<(Option<String>, Option<String>, i64)> = exchange_codes::table
@@ -102,33 +112,30 @@ pub fn redeem(
     })
 }
 
-/// Remembers what a redemption issued, for revocation on replay.
-pub fn record_issued(
-    conn: &mut DbConn,
-    code_hash: &[u8],
-    family_id: &str,
-    access_jti: &str,
-) -> Result<(), StorageError> {
-    diesel::update(exchange_codes::table.filter(exchange_codes::code_hash.eq(code_hash)))
-        .set((
-            exchange_codes::issued_family_id.eq(family_id),
-            exchange_codes::issued_access_jti.eq(access_jti),
-        ))
-        .execute(conn)?;
-    Ok(())
-}
-
 /// Marks the code used and returns it, or `None` when it is unknown, expired or already used.
 pub fn consume(
     conn: &mut DbConn,
     code_hash: &[u8],
     now: Timestamp,
 ) -> Result<Option<ConsumedExchangeCode>, StorageError> {
+    consume_recording(conn, code_hash, now, None)
+}
+
+fn consume_recording(
+    conn: &mut DbConn,
+    code_hash: &[u8],
+    now: Timestamp,
+    to_issue: Option<ToIssue<'_>>,
+) -> Result<Option<ConsumedExchangeCode>, StorageError> {
     let row: Option<ConsumedRow> = diesel::update(exchange_codes::table)
         .filter(exchange_codes::code_hash.eq(code_hash))
         .filter(exchange_codes::consumed_at.is_null())
         .filter(exchange_codes::expires_at.gt(now.as_millis()))
-        .set(exchange_codes::consumed_at.eq(now.as_millis()))
+        .set((
+            exchange_codes::consumed_at.eq(now.as_millis()),
+            exchange_codes::issued_family_id.eq(to_issue.map(|t| t.family_id)),
+            exchange_codes::issued_access_jti.eq(to_issue.map(|t| t.access_jti)),
+        ))
         .returning((
             exchange_codes::client_id,
             exchange_codes::redirect_uri,
