@@ -5,9 +5,11 @@ use crate::conn::{ConnectionManager, DbConn, SqlitePragmas, write_transaction};
 use crate::url::{Backend, DatabaseTarget};
 use diesel::RunQueryDsl;
 use diesel::connection::SimpleConnection;
+use diesel::r2d2::CustomizeConnection;
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -64,6 +66,11 @@ pub struct Database {
     pool: Pool<ConnectionManager>,
     target: DatabaseTarget,
     latest_migration: String,
+    /// SQLite only: the one connection write transactions use. SQLite has one writer at a time
+    /// anyway; keeping it on one connection keeps that connection's page cache warm (a pooled
+    /// connection re-reads every page another connection changed) and queues writers in
+    /// order instead of in SQLite's sleeping busy handler.
+    writer: Option<Arc<Mutex<DbConn>>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -91,11 +98,19 @@ impl Database {
         let mut first = manager
             .connect()
             .map_err(|e| StorageError::Unavailable(format!("{}: {e}", target.display())))?;
-        if let DbConn::Sqlite(c) = &mut first {
+        let pragmas = SqlitePragmas {
+            busy_timeout_ms: settings.sqlite_busy_timeout_ms,
+        };
+        let writer = if let DbConn::Sqlite(c) = &mut first {
             // Persistent at database level: readers no longer block the writer.
             c.batch_execute("PRAGMA journal_mode = WAL;")?;
-        }
-        drop(first);
+            pragmas
+                .on_acquire(&mut first)
+                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+            Some(Arc::new(Mutex::new(first)))
+        } else {
+            None
+        };
         let timeout = Duration::from_secs(settings.connect_timeout_secs.max(1));
         let pool = Pool::builder()
             .max_size(settings.max_connections.max(1))
@@ -104,9 +119,7 @@ impl Database {
             // then dropped by `has_broken`.
             .test_on_check_out(false)
             .connection_timeout(timeout)
-            .connection_customizer(Box::new(SqlitePragmas {
-                busy_timeout_ms: settings.sqlite_busy_timeout_ms,
-            }))
+            .connection_customizer(Box::new(pragmas))
             .build(manager)
             .map_err(|e| StorageError::Unavailable(format!("{}: {e}", target.display())))?;
         let latest_migration = match target.backend() {
@@ -117,6 +130,7 @@ impl Database {
             pool,
             target,
             latest_migration,
+            writer,
         })
     }
 
@@ -143,6 +157,24 @@ impl Database {
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
             f(&mut conn)
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("database task failed: {e}")))?
+    }
+
+    /// Runs `f` in a write transaction (see [`write_transaction`]) off the async executor; on
+    /// SQLite on the dedicated writer connection.
+    pub async fn run_write<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, StorageError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(writer) = self.writer.clone() else {
+            return self.run(move |c| write_transaction(c, f)).await;
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            write_transaction(&mut conn, f)
         })
         .await
         .map_err(|e| StorageError::Unavailable(format!("database task failed: {e}")))?

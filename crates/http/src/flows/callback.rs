@@ -12,7 +12,7 @@ use braid_providers::{CallbackParams, ExpectedFlow, ProviderError};
 use braid_storage::repo::audit::{self, AuditEvent};
 use braid_storage::repo::exchange_codes::{self, NewExchangeCode};
 use braid_storage::repo::{identities, login_flows, users};
-use braid_storage::{DbConn, StorageError, write_transaction};
+use braid_storage::{DbConn, StorageError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -136,7 +136,19 @@ pub async fn complete(
             expires_at: now.plus(ttl),
         },
     };
-    let decision = state.db.run(move |c| resolve_with_retry(c, &job)).await?;
+    // Two callbacks for the same new identity race on UNIQUE(provider, subject) (or on a
+    // verified address): the loser's transaction rolls back and it decides again, now seeing
+    // the winner's rows — so it logs in to the same user instead of creating a second one
+    // (SECURITY-CASES I02).
+    let job = std::sync::Arc::new(job);
+    let first = job.clone();
+    let decision = match state.db.run_write(move |c| resolve(c, &first)).await {
+        Err(StorageError::Conflict(_)) => {
+            let again = job.clone();
+            state.db.run_write(move |c| resolve(c, &again)).await?
+        }
+        other => other?,
+    };
     state
         .metrics
         .link_results
@@ -179,16 +191,6 @@ struct Resolution {
     policy: linking::LinkPolicy,
     match_by: Vec<MatchBy>,
     code: NewExchangeCode,
-}
-
-/// Two callbacks for the same new identity race on UNIQUE(provider, subject) (or on a verified
-/// address): the loser's transaction rolls back and it decides again, now seeing the winner's
-/// rows — so it logs in to the same user instead of creating a second one (SECURITY-CASES I02).
-fn resolve_with_retry(c: &mut DbConn, job: &Resolution) -> Result<Decision, StorageError> {
-    match write_transaction(c, |c| resolve(c, job)) {
-        Err(StorageError::Conflict(_)) => write_transaction(c, |c| resolve(c, job)),
-        other => other,
-    }
 }
 
 fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Decision, StorageError> {

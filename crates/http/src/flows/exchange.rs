@@ -12,7 +12,6 @@ use actix_web::HttpRequest;
 use braid_core::{Timestamp, new_id};
 use braid_storage::repo::exchange_codes::{self, Redemption, ToIssue};
 use braid_storage::repo::{refresh_tokens, revoked_access_tokens, users};
-use braid_storage::write_transaction;
 
 pub async fn redeem(
     state: &AppState,
@@ -45,9 +44,9 @@ pub async fn redeem(
     let m = minter.clone();
     let outcome = state
         .db
-        .run(move |c| {
+        .run_write(move |c| {
             let minter = m;
-            write_transaction(c, |c| {
+            {
                 let now = Timestamp::now();
                 let to_issue = ToIssue { family_id: &family_id, access_jti: &access_jti };
                 let found = match exchange_codes::redeem(c, &code_hash, now, to_issue)? {
@@ -87,7 +86,7 @@ pub async fn redeem(
                     .and_then(|v| v.get("idp").and_then(|i| i.as_str()).map(str::to_owned));
                 let minted = minter.mint(c, &found.user_id, &client.id, idp, Family::New(family_id.clone()), access_jti.clone())?;
                 Ok(Grant::Minted(minted))
-            })
+            }
         })
         .await?;
     outcome.into_result(&minter)

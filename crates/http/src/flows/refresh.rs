@@ -9,7 +9,6 @@ use crate::tokens::opaque;
 use actix_web::HttpRequest;
 use braid_core::Timestamp;
 use braid_storage::repo::{refresh_tokens, users};
-use braid_storage::write_transaction;
 
 pub async fn rotate(
     state: &AppState,
@@ -29,9 +28,9 @@ pub async fn rotate(
     let m = minter.clone();
     let outcome = state
         .db
-        .run(move |c| {
+        .run_write(move |c| {
             let minter = m;
-            write_transaction(c, |c| {
+            {
                 let now = Timestamp::now();
                 let Some(rt) = refresh_tokens::find(c, &hash)? else {
                     return Ok(Grant::Rejected("the refresh token is invalid"));
@@ -60,7 +59,7 @@ pub async fn rotate(
                 let family = Family::Continue { id: rt.family_id.clone(), expires_at: rt.family_expires_at };
                 let minted = minter.mint(c, &rt.user_id, &client.id, None, family, Minter::new_jti())?;
                 Ok(Grant::Minted(minted))
-            })
+            }
         })
         .await?;
     outcome.into_result(&minter)
