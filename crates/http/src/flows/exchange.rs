@@ -11,7 +11,7 @@ use crate::tokens::opaque;
 use actix_web::HttpRequest;
 use braid_core::{Timestamp, new_id};
 use braid_storage::repo::exchange_codes::{self, Redemption, ToIssue};
-use braid_storage::repo::{refresh_tokens, revoked_access_tokens, users};
+use braid_storage::repo::{refresh_tokens, revoked_access_tokens};
 
 pub async fn redeem(
     state: &AppState,
@@ -76,10 +76,6 @@ pub async fn redeem(
                     (None, Some(_)) => return Ok(Grant::Rejected("no code_challenge was sent for this code")),
                     (None, None) if client.is_public() => return Ok(Grant::Rejected("PKCE is required")),
                     (None, None) => {}
-                }
-                match users::find(c, &found.user_id)? {
-                    Some(u) if !u.disabled => {}
-                    _ => return Ok(Grant::Rejected("the user is not active")),
                 }
                 let idp = serde_json::from_str::<serde_json::Value>(&found.auth_context)
                     .ok()

@@ -1,7 +1,7 @@
 //! One-time exchange codes. Stored only as a hash; consumed by one atomic UPDATE so that of
 //! any number of concurrent redemptions exactly one gets the row.
 
-use crate::schema::exchange_codes;
+use crate::schema::{exchange_codes, users};
 use crate::{DbConn, StorageError};
 use braid_core::{Timestamp, UserId};
 use diesel::prelude::*;
@@ -112,7 +112,8 @@ pub fn redeem(
     })
 }
 
-/// Marks the code used and returns it, or `None` when it is unknown, expired or already used.
+/// Marks the code used and returns it, or `None` when it is unknown, expired, already used or
+/// its user is disabled.
 pub fn consume(
     conn: &mut DbConn,
     code_hash: &[u8],
@@ -131,6 +132,15 @@ fn consume_recording(
         .filter(exchange_codes::code_hash.eq(code_hash))
         .filter(exchange_codes::consumed_at.is_null())
         .filter(exchange_codes::expires_at.gt(now.as_millis()))
+        // A disabled user's codes are dead: checked here rather than by a second query while
+        // the write lock is held.
+        .filter(
+            exchange_codes::user_id.eq_any(
+                users::table
+                    .filter(users::disabled.eq(false))
+                    .select(users::id),
+            ),
+        )
         .set((
             exchange_codes::consumed_at.eq(now.as_millis()),
             exchange_codes::issued_family_id.eq(to_issue.map(|t| t.family_id)),
