@@ -584,7 +584,15 @@ async fn f18_a_disabled_users_code_cannot_be_redeemed() {
     let env = env().await;
     let tokens = env.tokens_for("sub-1", "alice@example.com", true).await;
     let user = env.user_of(&tokens).await;
-    let code = env.login_as("sub-1", "alice@example.com", true).await.code();
-    env.app.db.execute(&format!("UPDATE users SET disabled = TRUE WHERE id = '{user}'"));
-    assert_eq!(error_json(env.redeem(&code).await).await, (400, "invalid_grant".into()));
+    let code = env
+        .login_as("sub-1", "alice@example.com", true)
+        .await
+        .code();
+    env.app.db.execute(&format!(
+        "UPDATE users SET disabled = TRUE WHERE id = '{user}'"
+    ));
+    assert_eq!(
+        error_json(env.redeem(&code).await).await,
+        (400, "invalid_grant".into())
+    );
 }
