@@ -9,7 +9,7 @@ use diesel::r2d2::CustomizeConnection;
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -71,6 +71,7 @@ pub struct Database {
     /// connection re-reads every page another connection changed) and queues writers in
     /// order instead of in SQLite's sleeping busy handler.
     writer: Option<Arc<Mutex<DbConn>>>,
+    pragmas: SqlitePragmas,
 }
 
 impl std::fmt::Debug for Database {
@@ -131,6 +132,7 @@ impl Database {
             target,
             latest_migration,
             writer,
+            pragmas,
         })
     }
 
@@ -172,8 +174,25 @@ impl Database {
         let Some(writer) = self.writer.clone() else {
             return self.run(move |c| write_transaction(c, f)).await;
         };
+        let (target, pragmas) = (self.target.clone(), self.pragmas);
         tokio::task::spawn_blocking(move || {
-            let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut conn = match writer.lock() {
+                Ok(conn) => conn,
+                // A panic mid-transaction left this connection in an unknown state: replace it
+                // (its open transaction is rolled back when the old connection closes).
+                Err(poisoned) => {
+                    let mut conn = poisoned.into_inner();
+                    let mut fresh = ConnectionManager::new(target)
+                        .connect()
+                        .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                    pragmas
+                        .on_acquire(&mut fresh)
+                        .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                    *conn = fresh;
+                    writer.clear_poison();
+                    conn
+                }
+            };
             write_transaction(&mut conn, f)
         })
         .await

@@ -387,3 +387,42 @@ fn housekeeping_removes_only_rows_past_their_grace_period() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn i04_a_crash_inside_a_write_transaction_leaves_nothing_and_the_next_write_works() {
+    let t = TestDb::new().unwrap();
+    let crashed =
+        t.db.run_write(|c| {
+            users::create(c, &new_user("x@example.com"), Timestamp::now())?;
+            if t_is_true() {
+                panic!("injected crash between two writes");
+            }
+            Ok(())
+        })
+        .await;
+    assert!(
+        matches!(crashed, Err(StorageError::Unavailable(_))),
+        "{crashed:?}"
+    );
+    assert_eq!(
+        t.count("users"),
+        0,
+        "the half-done transaction was rolled back"
+    );
+    let user =
+        t.db.run_write(|c| users::create(c, &new_user("y@example.com"), Timestamp::now()))
+            .await
+            .unwrap();
+    assert_eq!(t.count("users"), 1);
+    let id = user.id.clone();
+    let found =
+        t.db.run(move |c| users::find(c, &id))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(found.id, user.id);
+}
+
+fn t_is_true() -> bool {
+    std::hint::black_box(true)
+}
