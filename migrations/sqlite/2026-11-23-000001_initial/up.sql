@@ -131,7 +131,7 @@ CREATE INDEX exchange_codes_expires ON exchange_codes(expires_at);
 
 CREATE TABLE refresh_tokens (
     token_hash BLOB PRIMARY KEY NOT NULL,
-    id TEXT NOT NULL UNIQUE,
+    id TEXT NOT NULL,
     family_id TEXT NOT NULL,
     client_id TEXT NOT NULL,
     user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,

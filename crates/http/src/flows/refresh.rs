@@ -41,7 +41,7 @@ pub async fn rotate(
                 if rt.revoked_at.is_some() {
                     return Ok(Grant::Rejected("the refresh token was revoked"));
                 }
-                if rt.rotated_at.is_some() || !refresh_tokens::mark_rotated(c, &rt.id, now)? {
+                if rt.rotated_at.is_some() || !refresh_tokens::mark_rotated(c, &hash, now)? {
                     refresh_tokens::revoke_family(c, &rt.family_id, now)?;
                     tracing::warn!(client_id = %client.id, "refresh token reused; its family is revoked");
                     return Ok(Grant::Rejected("the refresh token was already used"));

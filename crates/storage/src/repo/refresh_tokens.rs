@@ -92,9 +92,13 @@ pub fn find(conn: &mut DbConn, token_hash: &[u8]) -> Result<Option<RefreshToken>
 }
 
 /// Marks the token used. False when it was already used or revoked (a concurrent rotation lost).
-pub fn mark_rotated(conn: &mut DbConn, id: &str, now: Timestamp) -> Result<bool, StorageError> {
+pub fn mark_rotated(
+    conn: &mut DbConn,
+    token_hash: &[u8],
+    now: Timestamp,
+) -> Result<bool, StorageError> {
     let n = diesel::update(refresh_tokens::table)
-        .filter(refresh_tokens::id.eq(id))
+        .filter(refresh_tokens::token_hash.eq(token_hash))
         .filter(refresh_tokens::rotated_at.is_null())
         .filter(refresh_tokens::revoked_at.is_null())
         .set(refresh_tokens::rotated_at.eq(now.as_millis()))
