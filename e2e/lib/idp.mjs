@@ -100,7 +100,7 @@ function requestedScopesAndClaims(params) {
  * @returns {Promise<{issuer: string, authorizationEndpoint: string, tokenEndpoint: string,
  *   jwksUri: string, provider: Provider, events: object[], close: () => Promise<void>}>}
  */
-export async function startIdp({ name = 'idp', accounts, clients, port = 0 }) {
+export async function startIdp({ name = 'idp', accounts, clients, port = 0, claimsInIdToken = true }) {
   if (!accounts || Object.keys(accounts).length === 0) throw new Error('startIdp: no accounts');
   if (!clients || clients.length === 0) throw new Error('startIdp: no clients');
 
@@ -149,9 +149,10 @@ export async function startIdp({ name = 'idp', accounts, clients, port = 0 }) {
     },
     scopes: SCOPES,
     claims: CLAIMS,
-    // Scope-requested claims (email, email_verified, name) go into the ID token too, not only
-    // to the userinfo endpoint, as most real providers do.
-    conformIdTokenClaims: false,
+    // claimsInIdToken: scope-requested claims (email, email_verified, name) go into the ID
+    // token too, as most real providers do; otherwise (oidc-provider's default) only UserInfo
+    // has them, so Braid must call it.
+    conformIdTokenClaims: !claimsInIdToken,
     responseTypes: ['code'],
     pkce: { required: () => true },
     features: {

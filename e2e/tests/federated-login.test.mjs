@@ -57,7 +57,8 @@ before(
     });
     env.idps = {
       'idp-a': await startIdp({ name: 'idp-a', accounts: ACCOUNTS_A, clients: [idpClient('idp-a')] }),
-      'idp-b': await startIdp({ name: 'idp-b', accounts: ACCOUNTS_B, clients: [idpClient('idp-b')] }),
+      // IdP B keeps the claims out of the ID token: Braid takes them from UserInfo.
+      'idp-b': await startIdp({ name: 'idp-b', accounts: ACCOUNTS_B, clients: [idpClient('idp-b')], claimsInIdToken: false }),
     };
     env.braid = await startBraid({
       bin,

@@ -557,6 +557,7 @@ async fn b16_userinfo_for_another_subject_is_rejected_through_the_whole_flow() {
     let env = env().await;
     env.idp.script_next_login(LoginScript {
         userinfo_sub: Some("someone-else".into()),
+        remove_claims: vec!["email".into(), "email_verified".into()],
         ..Default::default()
     });
     assert_eq!(env.login().await.status, 400);

@@ -356,8 +356,10 @@ async fn b15_at_hash_mismatch_rejected() {
 async fn b16_userinfo_sub_mismatch_rejected_and_its_data_discarded() {
     let idp = FakeIdp::start().await;
     let p = oidc_provider(&idp);
+    // The email is only in UserInfo, so UserInfo is needed — and it speaks for someone else.
     let script = LoginScript {
         userinfo_sub: Some("someone-else".into()),
+        remove_claims: vec!["email".into(), "email_verified".into()],
         ..LoginScript::default()
     };
     let err = login_with(&idp, &p, script).await.unwrap_err();

@@ -566,3 +566,25 @@ async fn a10_entra_document_with_a_concrete_foreign_issuer_is_refused() {
         Err(ProviderError::Metadata(_))
     ));
 }
+
+#[tokio::test]
+async fn userinfo_is_called_only_when_the_id_token_lacks_the_matching_claims() {
+    let idp = FakeIdp::start().await;
+    let p = oidc_provider(&idp);
+    let identity = login(&idp, &p).await.unwrap();
+    assert_eq!(
+        idp.userinfo_calls(),
+        0,
+        "email and email_verified are in the signed ID token"
+    );
+    assert_eq!(identity.emails[0].email.as_str(), "alice@example.com");
+
+    let script = LoginScript {
+        remove_claims: vec!["email".into(), "email_verified".into()],
+        ..LoginScript::default()
+    };
+    let identity = login_with(&idp, &p, script).await.unwrap();
+    assert_eq!(idp.userinfo_calls(), 1, "the claims come from UserInfo");
+    assert_eq!(identity.emails[0].email.as_str(), "alice@example.com");
+    assert!(identity.emails[0].verified);
+}

@@ -100,7 +100,11 @@ pub(crate) async fn complete(
         },
     )?;
 
-    let userinfo = match (&discovered.userinfo_endpoint, o.spec.use_userinfo) {
+    let id_claims_complete = carries_identity_claims(jwt.claims());
+    let userinfo = match (
+        &discovered.userinfo_endpoint,
+        o.spec.use_userinfo && !id_claims_complete,
+    ) {
         (Some(endpoint), true) => {
             Some(fetch_userinfo(&p.http, endpoint, &tokens.access_token, &validated.subject).await?)
         }
@@ -142,4 +146,12 @@ async fn verify_signature(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The signed ID token already says everything Braid matches on (an email with its verified
+/// flag, or a phone number with its flag): UserInfo would add a round trip and nothing that
+/// counts. Providers that keep claims out of the ID token still get the UserInfo call.
+fn carries_identity_claims(claims: &crate::oidc::id_token::Claims) -> bool {
+    let has = |name: &str| claims.contains_key(name);
+    (has("email") && has("email_verified")) || (has("phone_number") && has("phone_number_verified"))
 }
