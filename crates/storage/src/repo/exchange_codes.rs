@@ -133,14 +133,13 @@ fn consume_recording(
         .filter(exchange_codes::consumed_at.is_null())
         .filter(exchange_codes::expires_at.gt(now.as_millis()))
         // A disabled user's codes are dead: checked here rather than by a second query while
-        // the write lock is held.
-        .filter(
-            exchange_codes::user_id.eq_any(
-                users::table
-                    .filter(users::disabled.eq(false))
-                    .select(users::id),
-            ),
-        )
+        // the write lock is held. EXISTS on the user's primary key, not IN (all active users),
+        // so its cost does not grow with the number of users.
+        .filter(diesel::dsl::exists(
+            users::table
+                .filter(users::id.eq(exchange_codes::user_id))
+                .filter(users::disabled.eq(false)),
+        ))
         .set((
             exchange_codes::consumed_at.eq(now.as_millis()),
             exchange_codes::issued_family_id.eq(to_issue.map(|t| t.family_id)),
