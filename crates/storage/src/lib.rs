@@ -4,6 +4,7 @@
 mod conn;
 mod db;
 mod error;
+mod prepared;
 pub mod repo;
 mod schema;
 pub mod test_support;

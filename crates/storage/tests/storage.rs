@@ -426,3 +426,54 @@ async fn i04_a_crash_inside_a_write_transaction_leaves_nothing_and_the_next_writ
 fn t_is_true() -> bool {
     std::hint::black_box(true)
 }
+
+/// The UPDATEs on the login path are prepared once per connection, not on every call (diesel
+/// would prepare an UPDATE afresh each time).
+#[test]
+fn hot_updates_are_prepared_once_per_connection() {
+    use braid_storage::repo::{login_flows, refresh_tokens};
+    use diesel::Connection;
+    use diesel::connection::InstrumentationEvent;
+
+    let t = TestDb::new().unwrap();
+    let mut conn = t.db.conn().unwrap();
+    let cached: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let sink = cached.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+            sink.lock().unwrap().push(sql.to_owned());
+        }
+    });
+    for _ in 0..3 {
+        let now = Timestamp::now();
+        assert!(
+            login_flows::consume(&mut conn, &[7; 32], now)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            exchange_codes::consume(&mut conn, &[7; 32], now)
+                .unwrap()
+                .is_none()
+        );
+        assert!(!refresh_tokens::mark_rotated(&mut conn, &[7; 32], now).unwrap());
+        identities::touch_login(&mut conn, "none", &identity("a", "s", "a@x.example"), now)
+            .unwrap();
+    }
+    let cached = cached.lock().unwrap();
+    for table in [
+        "login_flows",
+        "exchange_codes",
+        "refresh_tokens",
+        "identities",
+    ] {
+        let updates = cached
+            .iter()
+            .filter(|sql| sql.starts_with("UPDATE") && sql.contains(table))
+            .count();
+        assert_eq!(
+            updates, 1,
+            "UPDATE {table} cached {updates} times: {cached:?}"
+        );
+    }
+}

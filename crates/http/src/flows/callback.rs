@@ -74,7 +74,7 @@ pub async fn complete(
     // Consumed first: whatever follows, this flow cannot be tried again.
     let flow = state
         .db
-        .run(move |c| login_flows::consume(c, &id_hash, now))
+        .run_write(move |c| login_flows::consume(c, &id_hash, now))
         .await?
         .ok_or(CallbackError::NoFlow)?;
     ctx.back = back_link(&flow.redirect_uri);

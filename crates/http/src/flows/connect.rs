@@ -154,7 +154,10 @@ pub async fn start(
         created_at: now,
         expires_at: now.plus(ttl),
     };
-    state.db.run(move |c| login_flows::insert(c, &flow)).await?;
+    state
+        .db
+        .run_write(move |c| login_flows::insert(c, &flow))
+        .await?;
     Ok(ConnectStart {
         location: upstream.url.to_string(),
         flow_id,

@@ -1,6 +1,7 @@
 //! One-time exchange codes. Stored only as a hash; consumed by one atomic UPDATE so that of
 //! any number of concurrent redemptions exactly one gets the row.
 
+use crate::prepared::PreparedExt;
 use crate::schema::{exchange_codes, users};
 use crate::{DbConn, StorageError};
 use braid_core::{Timestamp, UserId};
@@ -100,7 +101,7 @@ pub fn redeem(
             exchange_codes::issued_access_jti,
             exchange_codes::expires_at,
         ))
-        .first(conn)
+        .get_result(conn)
         .optional()?;
     Ok(match used {
         Some((issued_family_id, issued_access_jti, expires_at)) => Redemption::Replayed {
@@ -154,6 +155,7 @@ fn consume_recording(
             exchange_codes::auth_context,
             exchange_codes::expires_at,
         ))
+        .prepared()
         .get_result(conn)
         .optional()?;
     row.map(

@@ -1,3 +1,4 @@
+use crate::prepared::PreparedExt;
 use crate::schema::identities;
 use crate::{DbConn, StorageError};
 use braid_core::{
@@ -74,7 +75,7 @@ pub fn find_by_key(
     identities::table
         .filter(identities::provider.eq(provider.as_str()))
         .filter(identities::subject.eq(subject.as_str()))
-        .first::<IdentityRow>(conn)
+        .get_result::<IdentityRow>(conn)
         .optional()?
         .map(LinkedIdentity::try_from)
         .transpose()
@@ -106,7 +107,10 @@ pub fn touch_login(
             identities::last_login_at.eq(now.as_millis()),
             identities::claims.eq(serde_json::to_string(snapshot)?),
         ))
-        .execute(conn)?;
+        .returning(identities::id)
+        .prepared()
+        .get_result::<String>(conn)
+        .optional()?;
     Ok(())
 }
 

@@ -43,7 +43,7 @@ fn from_row(
 pub fn active(conn: &mut DbConn) -> Result<Option<SigningKeyRecord>, StorageError> {
     Ok(signing_keys::table
         .filter(signing_keys::status.eq(ACTIVE))
-        .first::<KeyRow>(conn)
+        .get_result::<KeyRow>(conn)
         .optional()?
         .map(from_row))
 }
@@ -128,7 +128,7 @@ where
         Ok(server_secrets::table
             .filter(server_secrets::name.eq(name))
             .select(server_secrets::value)
-            .first::<Vec<u8>>(c)
+            .get_result::<Vec<u8>>(c)
             .optional()?)
     };
     if let Some(v) = read(conn)? {

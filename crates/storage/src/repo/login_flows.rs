@@ -1,6 +1,7 @@
 //! Upstream logins in flight. The row is found by the hash of a random value held only in the
 //! browser's cookie, and consumed by one atomic update: a callback runs at most once.
 
+use crate::prepared::PreparedExt;
 use crate::schema::login_flows;
 use crate::{DbConn, StorageError};
 use braid_core::{Timestamp, UserId};
@@ -90,6 +91,7 @@ pub fn consume(
             login_flows::created_at,
             login_flows::expires_at,
         ))
+        .prepared()
         .get_result(conn)
         .optional()?;
     row.map(

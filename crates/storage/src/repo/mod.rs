@@ -1,5 +1,9 @@
 //! Repositories: plain functions over a `&mut DbConn`, so callers can compose several of them
 //! in one transaction. Each multi-row write opens its own (nested: a savepoint) transaction.
+//!
+//! Lookups by a unique key use `get_result`, not `first`: `first` binds its `LIMIT 1` as a
+//! parameter, and SQLite (3.53) marks a statement whose LIMIT is a bound parameter as
+//! plan-dependent on it, so every execution re-prepared the cached statement.
 
 pub mod audit;
 pub mod exchange_codes;

@@ -1,6 +1,7 @@
 //! Refresh tokens: opaque, stored hashed, rotated on every use. A token used twice means it
 //! leaked: the whole family is revoked (RFC 9700 §4.14.2).
 
+use crate::prepared::PreparedExt;
 use crate::schema::refresh_tokens;
 use crate::{DbConn, StorageError};
 use braid_core::{Timestamp, UserId, new_id};
@@ -85,7 +86,7 @@ pub fn find(conn: &mut DbConn, token_hash: &[u8]) -> Result<Option<RefreshToken>
             refresh_tokens::rotated_at,
             refresh_tokens::revoked_at,
         ))
-        .first::<Row>(conn)
+        .get_result::<Row>(conn)
         .optional()?
         .map(from_row)
         .transpose()
@@ -97,13 +98,16 @@ pub fn mark_rotated(
     token_hash: &[u8],
     now: Timestamp,
 ) -> Result<bool, StorageError> {
-    let n = diesel::update(refresh_tokens::table)
+    let rotated = diesel::update(refresh_tokens::table)
         .filter(refresh_tokens::token_hash.eq(token_hash))
         .filter(refresh_tokens::rotated_at.is_null())
         .filter(refresh_tokens::revoked_at.is_null())
         .set(refresh_tokens::rotated_at.eq(now.as_millis()))
-        .execute(conn)?;
-    Ok(n == 1)
+        .returning(refresh_tokens::rotated_at)
+        .prepared()
+        .get_result::<Option<i64>>(conn)
+        .optional()?;
+    Ok(rotated.is_some())
 }
 
 pub fn revoke_family(

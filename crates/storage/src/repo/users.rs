@@ -107,7 +107,7 @@ fn insert_user(c: &mut DbConn, new: &NewUser, now: Timestamp) -> Result<User, St
 pub fn find(conn: &mut DbConn, id: &UserId) -> Result<Option<User>, StorageError> {
     users::table
         .filter(users::id.eq(id.as_str()))
-        .first::<UserRow>(conn)
+        .get_result::<UserRow>(conn)
         .optional()?
         .map(User::try_from)
         .transpose()
