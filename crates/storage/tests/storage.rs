@@ -477,3 +477,44 @@ fn hot_updates_are_prepared_once_per_connection() {
         );
     }
 }
+
+/// A purge deletes in bounded batches, so it never holds the write lock for long.
+#[test]
+fn housekeeping_purges_in_batches() {
+    use braid_storage::repo::{housekeeping, login_flows};
+    let t = TestDb::new().unwrap();
+    let mut c = t.db.conn().unwrap();
+    let extra = 5;
+    write_transaction(&mut c, |c| -> Result<(), StorageError> {
+        for i in 0..housekeeping::BATCH + extra {
+            login_flows::insert(
+                c,
+                &login_flows::LoginFlow {
+                    id_hash: i.to_be_bytes().to_vec(),
+                    state_hash: vec![0; 32],
+                    provider: "p".into(),
+                    issuer: "https://p.example".into(),
+                    nonce: "n".into(),
+                    pkce_verifier: "v".into(),
+                    client_id: "app".into(),
+                    redirect_uri: "https://app.example/cb".into(),
+                    app_state: None,
+                    code_challenge: None,
+                    code_challenge_method: None,
+                    connect_user_id: None,
+                    created_at: Timestamp::from_millis(1),
+                    expires_at: Timestamp::from_millis(2),
+                },
+            )?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let first = housekeeping::purge_expired(&mut c, Timestamp::now()).unwrap();
+    assert_eq!(first.login_flows as i64, housekeeping::BATCH);
+    assert!(first.maybe_more());
+    let second = housekeeping::purge_expired(&mut c, Timestamp::now()).unwrap();
+    assert_eq!(second.login_flows as i64, extra);
+    assert!(!second.maybe_more());
+    assert_eq!(t.count("login_flows"), 0);
+}

@@ -36,7 +36,7 @@ pub async fn revoke(state: &AppState, req: &HttpRequest, form: &Params) -> Resul
             let expires = Timestamp::from_millis(claims.exp.saturating_mul(1000));
             state
                 .db
-                .run(move |c| revoked_access_tokens::revoke(c, &claims.jti, expires))
+                .run_write(move |c| revoked_access_tokens::revoke(c, &claims.jti, expires))
                 .await?;
         }
         return Ok(());
@@ -44,7 +44,7 @@ pub async fn revoke(state: &AppState, req: &HttpRequest, form: &Params) -> Resul
     let hash = opaque::hash(&token);
     state
         .db
-        .run(move |c| {
+        .run_write(move |c| {
             if let Some(rt) = refresh_tokens::find(c, &hash)?
                 && rt.client_id == client.id
             {

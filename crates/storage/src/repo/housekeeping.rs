@@ -17,24 +17,66 @@ pub struct Purged {
     pub revoked_access_tokens: usize,
 }
 
+/// Rows deleted per table and statement: a purge holds the write lock for a bounded time.
+pub const BATCH: i64 = 1_000;
+
+/// Deletes up to [`BATCH`] expired rows of each table; run it in a write transaction. Call it again while
+/// [`Purged::maybe_more`] says a table had a full batch.
 pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, StorageError> {
     let cutoff = now.minus(GRACE).as_millis();
+    let flows: Vec<Vec<u8>> = login_flows::table
+        .filter(login_flows::expires_at.lt(cutoff))
+        .select(login_flows::id_hash)
+        .limit(BATCH)
+        .load(conn)?;
+    let codes: Vec<Vec<u8>> = exchange_codes::table
+        .filter(exchange_codes::expires_at.lt(cutoff))
+        .select(exchange_codes::code_hash)
+        .limit(BATCH)
+        .load(conn)?;
+    let refresh: Vec<Vec<u8>> = refresh_tokens::table
+        .filter(refresh_tokens::family_expires_at.lt(cutoff))
+        .select(refresh_tokens::token_hash)
+        .limit(BATCH)
+        .load(conn)?;
+    // A revoked access token past its own expiry is refused for being expired anyway.
+    let revoked: Vec<String> = revoked_access_tokens::table
+        .filter(revoked_access_tokens::expires_at.lt(now.as_millis()))
+        .select(revoked_access_tokens::jti)
+        .limit(BATCH)
+        .load(conn)?;
     Ok(Purged {
-        login_flows: diesel::delete(login_flows::table.filter(login_flows::expires_at.lt(cutoff)))
+        login_flows: diesel::delete(login_flows::table.filter(login_flows::id_hash.eq_any(&flows)))
             .execute(conn)?,
         exchange_codes: diesel::delete(
-            exchange_codes::table.filter(exchange_codes::expires_at.lt(cutoff)),
+            exchange_codes::table.filter(exchange_codes::code_hash.eq_any(&codes)),
         )
         .execute(conn)?,
         refresh_tokens: diesel::delete(
-            refresh_tokens::table.filter(refresh_tokens::family_expires_at.lt(cutoff)),
+            refresh_tokens::table.filter(refresh_tokens::token_hash.eq_any(&refresh)),
         )
         .execute(conn)?,
-        // A revoked access token past its own expiry is refused for being expired anyway.
         revoked_access_tokens: diesel::delete(
-            revoked_access_tokens::table
-                .filter(revoked_access_tokens::expires_at.lt(now.as_millis())),
+            revoked_access_tokens::table.filter(revoked_access_tokens::jti.eq_any(&revoked)),
         )
         .execute(conn)?,
     })
+}
+
+impl Purged {
+    /// Some table had a full batch: there may be more to delete.
+    pub fn maybe_more(&self) -> bool {
+        let full = |n: usize| n as i64 >= BATCH;
+        full(self.login_flows)
+            || full(self.exchange_codes)
+            || full(self.refresh_tokens)
+            || full(self.revoked_access_tokens)
+    }
+
+    pub fn add(&mut self, other: Purged) {
+        self.login_flows += other.login_flows;
+        self.exchange_codes += other.exchange_codes;
+        self.refresh_tokens += other.refresh_tokens;
+        self.revoked_access_tokens += other.revoked_access_tokens;
+    }
 }
