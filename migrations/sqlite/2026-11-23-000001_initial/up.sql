@@ -54,6 +54,9 @@ CREATE TABLE credentials (
     updated_at BIGINT NOT NULL
 );
 
+-- Tables of rows found by a random key (hashes, UUIDv7) are WITHOUT ROWID: stored in their
+-- primary-key B-tree, so an insert writes one tree, not a table plus its key index.
+
 -- An upstream login in flight: bound to one browser by the hash of a random cookie value.
 CREATE TABLE login_flows (
     id_hash BLOB PRIMARY KEY NOT NULL,
@@ -71,7 +74,7 @@ CREATE TABLE login_flows (
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
     consumed_at BIGINT
-);
+) WITHOUT ROWID;
 CREATE INDEX login_flows_expires ON login_flows(expires_at);
 
 -- A manual link in progress (select page, then verify page).
@@ -126,7 +129,7 @@ CREATE TABLE exchange_codes (
     -- What the first redemption issued, so a replay can revoke it (RFC 6749 §4.1.2).
     issued_family_id TEXT,
     issued_access_jti TEXT
-);
+) WITHOUT ROWID;
 CREATE INDEX exchange_codes_expires ON exchange_codes(expires_at);
 
 CREATE TABLE refresh_tokens (
@@ -140,7 +143,7 @@ CREATE TABLE refresh_tokens (
     family_expires_at BIGINT NOT NULL,
     rotated_at BIGINT,
     revoked_at BIGINT
-);
+) WITHOUT ROWID;
 CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);
 CREATE INDEX refresh_tokens_user ON refresh_tokens(user_id);
 
@@ -148,7 +151,7 @@ CREATE INDEX refresh_tokens_user ON refresh_tokens(user_id);
 CREATE TABLE revoked_access_tokens (
     jti TEXT PRIMARY KEY NOT NULL,
     expires_at BIGINT NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE signing_keys (
     kid TEXT PRIMARY KEY NOT NULL,
@@ -189,7 +192,7 @@ CREATE TABLE audit_events (
     client_id TEXT,
     ip TEXT,
     detail TEXT
-);
+) WITHOUT ROWID;
 CREATE INDEX audit_events_at ON audit_events(at);
 CREATE INDEX audit_events_user ON audit_events(user_id);
 
