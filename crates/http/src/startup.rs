@@ -65,6 +65,7 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr, source })?
             .port();
         crate::housekeeping::spawn(state.db.clone());
+        let provider_ids: Vec<String> = state.providers.ids().map(ToString::to_string).collect();
         let state = web::Data::new(state);
         let mut server = HttpServer::new(move || {
             App::new()
@@ -72,7 +73,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                 .app_data(web::FormConfig::default().limit(MAX_BODY_BYTES))
                 .app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES))
-                .configure(crate::routes::configure)
+                .configure(|cfg| crate::routes::configure(cfg, &provider_ids))
                 .default_service(web::to(crate::problem::not_found))
                 .wrap(security_headers())
                 .wrap(actix_web::middleware::from_fn(

@@ -853,6 +853,38 @@ async fn i02_concurrent_callbacks_for_one_new_identity_end_with_one_user() {
     assert_eq!(env.count("identities"), 1);
 }
 
+/// The same callback (one browser, one flow) sent several times at once completes once: the
+/// flow is consumed in the transaction that writes the result.
+#[tokio::test]
+async fn a04_concurrent_replays_of_one_callback_complete_once() {
+    let env = env().await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let r = browser
+        .get(env.url(&format!(
+            "/auth/connect/idp?client_id={CLIENT_ID}&redirect_uri={}",
+            enc(REDIRECT_URI)
+        )))
+        .send()
+        .await
+        .unwrap();
+    let upstream = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let back = env.idp.authorize(&upstream).await;
+    let url = env.url(&back.location[url::Position::BeforePath..]);
+    let calls = (0..4).map(|_| {
+        let (browser, url) = (browser.clone(), url.clone());
+        async move { browser.get(url).send().await.unwrap().status().as_u16() }
+    });
+    let mut statuses = futures_join(calls).await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [303, 400, 400, 400]);
+    assert_eq!(env.count("exchange_codes"), 1);
+    assert_eq!(env.count("users"), 1);
+}
+
 async fn futures_join<F: std::future::Future<Output = u16> + Send + 'static>(
     futs: impl Iterator<Item = F>,
 ) -> Vec<u16> {

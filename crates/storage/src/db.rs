@@ -192,8 +192,32 @@ impl Database {
         F: FnOnce(&mut DbConn) -> Result<T, StorageError> + Send + 'static,
         T: Send + 'static,
     {
-        let Some(writer) = self.writer.clone() else {
+        if self.writer.is_none() {
             return self.run_blocking(move |c| write_transaction(c, f)).await;
+        }
+        self.on_writer(move |c| write_transaction(c, f))
+    }
+
+    /// Reads rows the writer changes all the time (a login flow just written): on SQLite on the
+    /// writer connection, whose page cache holds them (a pooled connection would re-read every
+    /// page the writer changed since its last use). Elsewhere like [`Database::run`].
+    pub async fn run_read_hot<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, StorageError> + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.writer.is_none() {
+            return self.run_blocking(f).await;
+        }
+        self.on_writer(f)
+    }
+
+    fn on_writer<T>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let Some(writer) = self.writer.clone() else {
+            return Err(StorageError::Unavailable("no writer connection".into()));
         };
         let (target, pragmas) = (self.target.clone(), self.pragmas);
         contain_panic(move || {
@@ -214,7 +238,7 @@ impl Database {
                     conn
                 }
             };
-            write_transaction(&mut conn, f)
+            f(&mut conn)
         })
     }
 

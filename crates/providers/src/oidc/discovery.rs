@@ -6,6 +6,7 @@
 
 use crate::ProviderError;
 use crate::http_client::{HttpClient, HttpError, is_allowed_url};
+use crate::oidc::id_token::VerificationKey;
 use crate::preset_endpoints::{MetadataIssuer, OidcSpec};
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use openidconnect::core::{
@@ -65,7 +66,7 @@ pub(crate) struct Discovered {
     /// The provider accepts only `client_secret_post` at its token endpoint.
     pub secret_in_body: bool,
     /// Signature keys (keys marked for encryption are left out).
-    pub keys: Vec<Jwk>,
+    pub keys: Vec<VerificationKey>,
     pub fetched_at: Instant,
 }
 
@@ -281,7 +282,7 @@ fn into_discovered(metadata: Metadata) -> Result<Discovered, ProviderError> {
 }
 
 /// The JWKS as jsonwebtoken keys; keys it cannot use, and encryption keys, are left out.
-fn signature_keys(jwks: &JsonWebKeySet<CoreJsonWebKey>) -> Vec<Jwk> {
+fn signature_keys(jwks: &JsonWebKeySet<CoreJsonWebKey>) -> Vec<VerificationKey> {
     jwks.keys()
         .iter()
         .filter_map(|key| serde_json::to_value(key).ok())
@@ -293,5 +294,6 @@ fn signature_keys(jwks: &JsonWebKeySet<CoreJsonWebKey>) -> Vec<Jwk> {
         })
         .filter_map(|value| serde_json::from_value::<Jwk>(value).ok())
         .filter(|jwk| !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)))
+        .map(VerificationKey::from)
         .collect()
 }

@@ -8,13 +8,15 @@
 
 use crate::error::IdTokenError;
 use crate::preset_endpoints::MicrosoftTenant;
+use aws_lc_rs::signature::{self as lc, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use braid_core::Subject;
-use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256, Sha384, Sha512};
+use std::sync::OnceLock;
 
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: i64 = 60;
@@ -56,6 +58,89 @@ fn algorithm_name(alg: Algorithm) -> &'static str {
         Algorithm::EdDSA => "EdDSA",
         // HMAC and anything newer are never pinned: no name matches.
         _ => "",
+    }
+}
+
+/// One of a provider's signature keys (from its JWKS), parsed into aws-lc's form on first use
+/// and kept so: building an RSA key from `n` and `e` (its Montgomery constants) cost several
+/// times the signature check itself, on every login.
+pub(crate) struct VerificationKey {
+    pub jwk: Jwk,
+    parsed: OnceLock<Option<(Algorithm, ParsedPublicKey)>>,
+}
+
+impl std::fmt::Debug for VerificationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerificationKey")
+            .field("kid", &self.jwk.common.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<Jwk> for VerificationKey {
+    fn from(jwk: Jwk) -> Self {
+        Self {
+            jwk,
+            parsed: OnceLock::new(),
+        }
+    }
+}
+
+impl VerificationKey {
+    /// `signature`: base64url, as in the compact JWS.
+    fn verifies(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
+        // A provider pins one algorithm, so the first one asked for is the one kept.
+        let parsed = self
+            .parsed
+            .get_or_init(|| parse_key(&self.jwk, alg).map(|key| (alg, key)));
+        match parsed {
+            Some((kept, key)) if *kept == alg => URL_SAFE_NO_PAD
+                .decode(signature)
+                .is_ok_and(|raw| key.verify_sig(message, &raw).is_ok()),
+            // Another algorithm, or a key aws-lc's parser does not take: jsonwebtoken decides.
+            _ => DecodingKey::from_jwk(&self.jwk).is_ok_and(|key| {
+                jsonwebtoken::crypto::verify(signature, message, &key, alg).unwrap_or(false)
+            }),
+        }
+    }
+}
+
+/// The JWK as an aws-lc public key for `alg`; `None` when the key does not fit `alg`.
+fn parse_key(jwk: &Jwk, alg: Algorithm) -> Option<ParsedPublicKey> {
+    let b64 = |s: &str| URL_SAFE_NO_PAD.decode(s).ok();
+    match (&jwk.algorithm, alg) {
+        (AlgorithmParameters::RSA(rsa), _) => {
+            let params: &'static lc::RsaParameters = match alg {
+                Algorithm::RS256 => &lc::RSA_PKCS1_2048_8192_SHA256,
+                Algorithm::RS384 => &lc::RSA_PKCS1_2048_8192_SHA384,
+                Algorithm::RS512 => &lc::RSA_PKCS1_2048_8192_SHA512,
+                Algorithm::PS256 => &lc::RSA_PSS_2048_8192_SHA256,
+                Algorithm::PS384 => &lc::RSA_PSS_2048_8192_SHA384,
+                Algorithm::PS512 => &lc::RSA_PSS_2048_8192_SHA512,
+                _ => return None,
+            };
+            let (n, e) = (b64(&rsa.n)?, b64(&rsa.e)?);
+            RsaPublicKeyComponents { n: &n, e: &e }
+                .to_parsed_public_key(params)
+                .ok()
+        }
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256 | Algorithm::ES384) => {
+            let params: &'static lc::EcdsaVerificationAlgorithm = match (alg, &ec.curve) {
+                (Algorithm::ES256, EllipticCurve::P256) => &lc::ECDSA_P256_SHA256_FIXED,
+                (Algorithm::ES384, EllipticCurve::P384) => &lc::ECDSA_P384_SHA384_FIXED,
+                _ => return None,
+            };
+            let mut point = vec![0x04];
+            point.extend(b64(&ec.x)?);
+            point.extend(b64(&ec.y)?);
+            ParsedPublicKey::new(params, point).ok()
+        }
+        (AlgorithmParameters::OctetKeyPair(okp), Algorithm::EdDSA)
+            if okp.curve == EllipticCurve::Ed25519 =>
+        {
+            ParsedPublicKey::new(&lc::ED25519, b64(&okp.x)?).ok()
+        }
+        _ => None,
     }
 }
 
@@ -116,14 +201,14 @@ impl<'a> UnverifiedJwt<'a> {
     /// `kid`, any key fit for the pinned algorithm. `UnknownKey` when `kid` names no key.
     pub(crate) fn verify_signature(
         &self,
-        keys: &[Jwk],
+        keys: &[VerificationKey],
         pinned: Algorithm,
     ) -> Result<(), IdTokenError> {
         let kid = self.check_header(pinned)?;
-        let candidates: Vec<&Jwk> = match kid {
+        let candidates: Vec<&VerificationKey> = match kid {
             Some(kid) => keys
                 .iter()
-                .filter(|k| k.common.key_id.as_deref() == Some(kid))
+                .filter(|k| k.jwk.common.key_id.as_deref() == Some(kid))
                 .collect(),
             None => keys.iter().collect(),
         };
@@ -132,17 +217,8 @@ impl<'a> UnverifiedJwt<'a> {
         }
         let verified = candidates
             .into_iter()
-            .filter(|jwk| fits(jwk, pinned))
-            .filter_map(|jwk| DecodingKey::from_jwk(jwk).ok())
-            .any(|key| {
-                jsonwebtoken::crypto::verify(
-                    self.signature,
-                    self.signing_input.as_bytes(),
-                    &key,
-                    pinned,
-                )
-                .unwrap_or(false)
-            });
+            .filter(|key| fits(&key.jwk, pinned))
+            .any(|key| key.verifies(pinned, self.signing_input.as_bytes(), self.signature));
         if verified {
             Ok(())
         } else {
@@ -384,6 +460,49 @@ mod tests {
                 now: NOW,
             },
         )
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn key_from(jwk: Value) -> VerificationKey {
+        VerificationKey::from(serde_json::from_value::<Jwk>(jwk).unwrap())
+    }
+
+    /// The parsed-once path for EC and OKP keys: a good signature verifies (twice: the second
+    /// time from the kept key), a tampered message does not, and a key asked for another
+    /// algorithm than the one kept is not accepted for it.
+    #[test]
+    fn es256_and_eddsa_keys_verify_from_the_kept_parse() {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
+        };
+        let message = b"header.payload";
+        let ec = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let point = ec.public_key().as_ref().to_vec();
+        let ec_key = key_from(json!({
+            "kty": "EC", "crv": "P-256", "kid": "ec",
+            "x": b64(&point[1..33]), "y": b64(&point[33..65]),
+        }));
+        let ec_sig = b64(ec.sign(&SystemRandom::new(), message).unwrap().as_ref());
+        assert!(ec_key.verifies(Algorithm::ES256, message, &ec_sig));
+        assert!(ec_key.verifies(Algorithm::ES256, message, &ec_sig));
+        assert!(!ec_key.verifies(Algorithm::ES256, b"header.payloaD", &ec_sig));
+        assert!(!ec_key.verifies(Algorithm::ES384, message, &ec_sig));
+
+        let ed = Ed25519KeyPair::generate().unwrap();
+        let ed_key = key_from(json!({
+            "kty": "OKP", "crv": "Ed25519", "kid": "ed",
+            "x": b64(ed.public_key().as_ref()),
+        }));
+        let ed_sig = b64(ed.sign(message).as_ref());
+        assert!(ed_key.verifies(Algorithm::EdDSA, message, &ed_sig));
+        assert!(ed_key.verifies(Algorithm::EdDSA, message, &ed_sig));
+        assert!(!ed_key.verifies(Algorithm::EdDSA, b"header.payloaD", &ed_sig));
+        assert!(!ed_key.verifies(Algorithm::EdDSA, message, "not base64url!"));
+        assert!(!ed_key.verifies(Algorithm::ES256, message, &ed_sig));
     }
 
     fn with(name: &str, value: Value) -> Claims {

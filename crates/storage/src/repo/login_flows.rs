@@ -64,6 +64,56 @@ type Row = (
     i64,
 );
 
+type Columns = (
+    login_flows::id_hash,
+    login_flows::state_hash,
+    login_flows::provider,
+    login_flows::issuer,
+    login_flows::nonce,
+    login_flows::pkce_verifier,
+    login_flows::client_id,
+    login_flows::redirect_uri,
+    login_flows::app_state,
+    login_flows::code_challenge,
+    login_flows::code_challenge_method,
+    login_flows::connect_user_id,
+    login_flows::created_at,
+    login_flows::expires_at,
+);
+
+const COLUMNS: Columns = (
+    login_flows::id_hash,
+    login_flows::state_hash,
+    login_flows::provider,
+    login_flows::issuer,
+    login_flows::nonce,
+    login_flows::pkce_verifier,
+    login_flows::client_id,
+    login_flows::redirect_uri,
+    login_flows::app_state,
+    login_flows::code_challenge,
+    login_flows::code_challenge_method,
+    login_flows::connect_user_id,
+    login_flows::created_at,
+    login_flows::expires_at,
+);
+
+/// The flow, when it exists, is unused and has not expired; changes nothing.
+pub fn find_open(
+    conn: &mut DbConn,
+    id_hash: &[u8],
+    now: Timestamp,
+) -> Result<Option<LoginFlow>, StorageError> {
+    let row: Option<Row> = login_flows::table
+        .filter(login_flows::id_hash.eq(id_hash))
+        .filter(login_flows::consumed_at.is_null())
+        .filter(login_flows::expires_at.gt(now.as_millis()))
+        .select(COLUMNS)
+        .get_result(conn)
+        .optional()?;
+    row.map(from_row).transpose()
+}
+
 /// Marks the flow used and returns it; `None` when unknown, expired or already used.
 pub fn consume(
     conn: &mut DbConn,
@@ -75,59 +125,45 @@ pub fn consume(
         .filter(login_flows::consumed_at.is_null())
         .filter(login_flows::expires_at.gt(now.as_millis()))
         .set(login_flows::consumed_at.eq(now.as_millis()))
-        .returning((
-            login_flows::id_hash,
-            login_flows::state_hash,
-            login_flows::provider,
-            login_flows::issuer,
-            login_flows::nonce,
-            login_flows::pkce_verifier,
-            login_flows::client_id,
-            login_flows::redirect_uri,
-            login_flows::app_state,
-            login_flows::code_challenge,
-            login_flows::code_challenge_method,
-            login_flows::connect_user_id,
-            login_flows::created_at,
-            login_flows::expires_at,
-        ))
+        .returning(COLUMNS)
         .prepared()
         .get_result(conn)
         .optional()?;
-    row.map(
-        |(
-            id_hash,
-            state_hash,
-            provider,
-            issuer,
-            nonce,
-            pkce_verifier,
-            client_id,
-            redirect_uri,
-            app_state,
-            code_challenge,
-            code_challenge_method,
-            connect_user_id,
-            created_at,
-            expires_at,
-        )| {
-            Ok(LoginFlow {
-                id_hash,
-                state_hash,
-                provider,
-                issuer,
-                nonce,
-                pkce_verifier,
-                client_id,
-                redirect_uri,
-                app_state,
-                code_challenge,
-                code_challenge_method,
-                connect_user_id: connect_user_id.as_deref().map(UserId::parse).transpose()?,
-                created_at: Timestamp::from_millis(created_at),
-                expires_at: Timestamp::from_millis(expires_at),
-            })
-        },
-    )
-    .transpose()
+    row.map(from_row).transpose()
+}
+
+fn from_row(
+    (
+        id_hash,
+        state_hash,
+        provider,
+        issuer,
+        nonce,
+        pkce_verifier,
+        client_id,
+        redirect_uri,
+        app_state,
+        code_challenge,
+        code_challenge_method,
+        connect_user_id,
+        created_at,
+        expires_at,
+    ): Row,
+) -> Result<LoginFlow, StorageError> {
+    Ok(LoginFlow {
+        id_hash,
+        state_hash,
+        provider,
+        issuer,
+        nonce,
+        pkce_verifier,
+        client_id,
+        redirect_uri,
+        app_state,
+        code_challenge,
+        code_challenge_method,
+        connect_user_id: connect_user_id.as_deref().map(UserId::parse).transpose()?,
+        created_at: Timestamp::from_millis(created_at),
+        expires_at: Timestamp::from_millis(expires_at),
+    })
 }
