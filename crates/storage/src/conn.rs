@@ -75,6 +75,23 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
     }
 }
 
+/// Runs a diesel query on the concrete connection inside a [`DbConn`]: `$body` is compiled
+/// once per backend with `$c` bound to that backend's connection.
+///
+/// For the statements of the login and token paths. Through the `MultiConnection` enum diesel
+/// serialises a query to SQL text twice per execution (to find the cached statement and to
+/// bind it), which cost as much CPU as SQLite's own work; on the concrete connection a cached
+/// statement is found by its Rust type and only the values are bound.
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::DbConn::Sqlite($c) => $body,
+            $crate::DbConn::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs `f` in a transaction that holds the write lock from its first statement.

@@ -1,5 +1,6 @@
 //! The audit trail: every linking decision and token event, with its reason.
 
+use crate::conn::on_backend;
 use crate::schema::audit_events;
 use crate::{DbConn, StorageError};
 use braid_core::{Timestamp, new_id};
@@ -25,7 +26,7 @@ pub struct StoredAuditEvent {
 }
 
 pub fn record(conn: &mut DbConn, e: &AuditEvent, at: Timestamp) -> Result<(), StorageError> {
-    diesel::insert_into(audit_events::table)
+    on_backend!(conn, c => diesel::insert_into(audit_events::table)
         .values((
             audit_events::id.eq(new_id()),
             audit_events::at.eq(at.as_millis()),
@@ -39,7 +40,7 @@ pub fn record(conn: &mut DbConn, e: &AuditEvent, at: Timestamp) -> Result<(), St
             audit_events::ip.eq(e.ip.as_deref()),
             audit_events::detail.eq(e.detail.as_deref()),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! One-time exchange codes. Stored only as a hash; consumed by one atomic UPDATE so that of
 //! any number of concurrent redemptions exactly one gets the row.
 
+use crate::conn::on_backend;
 use crate::prepared::PreparedExt;
 use crate::schema::{exchange_codes, users};
 use crate::{DbConn, StorageError};
@@ -33,7 +34,7 @@ pub struct ConsumedExchangeCode {
 }
 
 pub fn insert(conn: &mut DbConn, new: &NewExchangeCode) -> Result<(), StorageError> {
-    diesel::insert_into(exchange_codes::table)
+    on_backend!(conn, c => diesel::insert_into(exchange_codes::table)
         .values((
             exchange_codes::code_hash.eq(&new.code_hash),
             exchange_codes::client_id.eq(&new.client_id),
@@ -45,7 +46,7 @@ pub fn insert(conn: &mut DbConn, new: &NewExchangeCode) -> Result<(), StorageErr
             exchange_codes::created_at.eq(new.created_at.as_millis()),
             exchange_codes::expires_at.eq(new.expires_at.as_millis()),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 
@@ -129,7 +130,7 @@ fn consume_recording(
     now: Timestamp,
     to_issue: Option<ToIssue<'_>>,
 ) -> Result<Option<ConsumedExchangeCode>, StorageError> {
-    let row: Option<ConsumedRow> = diesel::update(exchange_codes::table)
+    let row: Option<ConsumedRow> = on_backend!(conn, c => diesel::update(exchange_codes::table)
         .filter(exchange_codes::code_hash.eq(code_hash))
         .filter(exchange_codes::consumed_at.is_null())
         .filter(exchange_codes::expires_at.gt(now.as_millis()))
@@ -156,8 +157,8 @@ fn consume_recording(
             exchange_codes::expires_at,
         ))
         .prepared()
-        .get_result(conn)
-        .optional()?;
+        .get_result(c)
+        .optional())?;
     row.map(
         |(
             client_id,

@@ -1,3 +1,4 @@
+use crate::conn::on_backend;
 use crate::prepared::PreparedExt;
 use crate::schema::identities;
 use crate::{DbConn, StorageError};
@@ -52,18 +53,19 @@ pub fn insert(
         created_at: now,
         last_login_at: now,
     };
-    diesel::insert_into(identities::table)
+    let claims = serde_json::to_string(identity)?;
+    on_backend!(conn, c => diesel::insert_into(identities::table)
         .values((
             identities::id.eq(&linked.id),
             identities::user_id.eq(user.as_str()),
             identities::provider.eq(linked.provider.as_str()),
             identities::issuer.eq(&linked.issuer),
             identities::subject.eq(linked.subject.as_str()),
-            identities::claims.eq(serde_json::to_string(identity)?),
+            identities::claims.eq(&claims),
             identities::created_at.eq(now.as_millis()),
             identities::last_login_at.eq(now.as_millis()),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(linked)
 }
 
@@ -72,13 +74,13 @@ pub fn find_by_key(
     provider: &ProviderId,
     subject: &Subject,
 ) -> Result<Option<LinkedIdentity>, StorageError> {
-    identities::table
+    on_backend!(conn, c => identities::table
         .filter(identities::provider.eq(provider.as_str()))
         .filter(identities::subject.eq(subject.as_str()))
-        .get_result::<IdentityRow>(conn)
-        .optional()?
-        .map(LinkedIdentity::try_from)
-        .transpose()
+        .get_result::<IdentityRow>(c)
+        .optional())?
+    .map(LinkedIdentity::try_from)
+    .transpose()
 }
 
 pub fn of_user(conn: &mut DbConn, user: &UserId) -> Result<Vec<LinkedIdentity>, StorageError> {
@@ -102,15 +104,16 @@ pub fn touch_login(
     snapshot: &FederatedIdentity,
     now: Timestamp,
 ) -> Result<(), StorageError> {
-    diesel::update(identities::table.filter(identities::id.eq(id)))
+    let claims = serde_json::to_string(snapshot)?;
+    on_backend!(conn, c => diesel::update(identities::table.filter(identities::id.eq(id)))
         .set((
             identities::last_login_at.eq(now.as_millis()),
-            identities::claims.eq(serde_json::to_string(snapshot)?),
+            identities::claims.eq(&claims),
         ))
         .returning(identities::id)
         .prepared()
-        .get_result::<String>(conn)
-        .optional()?;
+        .get_result::<String>(c)
+        .optional())?;
     Ok(())
 }
 

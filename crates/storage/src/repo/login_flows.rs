@@ -1,6 +1,7 @@
 //! Upstream logins in flight. The row is found by the hash of a random value held only in the
 //! browser's cookie, and consumed by one atomic update: a callback runs at most once.
 
+use crate::conn::on_backend;
 use crate::prepared::PreparedExt;
 use crate::schema::login_flows;
 use crate::{DbConn, StorageError};
@@ -26,7 +27,7 @@ pub struct LoginFlow {
 }
 
 pub fn insert(conn: &mut DbConn, f: &LoginFlow) -> Result<(), StorageError> {
-    diesel::insert_into(login_flows::table)
+    on_backend!(conn, c => diesel::insert_into(login_flows::table)
         .values((
             login_flows::id_hash.eq(&f.id_hash),
             login_flows::state_hash.eq(&f.state_hash),
@@ -43,7 +44,7 @@ pub fn insert(conn: &mut DbConn, f: &LoginFlow) -> Result<(), StorageError> {
             login_flows::created_at.eq(f.created_at.as_millis()),
             login_flows::expires_at.eq(f.expires_at.as_millis()),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(())
 }
 
@@ -104,13 +105,13 @@ pub fn find_open(
     id_hash: &[u8],
     now: Timestamp,
 ) -> Result<Option<LoginFlow>, StorageError> {
-    let row: Option<Row> = login_flows::table
+    let row: Option<Row> = on_backend!(conn, c => login_flows::table
         .filter(login_flows::id_hash.eq(id_hash))
         .filter(login_flows::consumed_at.is_null())
         .filter(login_flows::expires_at.gt(now.as_millis()))
         .select(COLUMNS)
-        .get_result(conn)
-        .optional()?;
+        .get_result(c)
+        .optional())?;
     row.map(from_row).transpose()
 }
 
@@ -120,15 +121,15 @@ pub fn consume(
     id_hash: &[u8],
     now: Timestamp,
 ) -> Result<Option<LoginFlow>, StorageError> {
-    let row: Option<Row> = diesel::update(login_flows::table)
+    let row: Option<Row> = on_backend!(conn, c => diesel::update(login_flows::table)
         .filter(login_flows::id_hash.eq(id_hash))
         .filter(login_flows::consumed_at.is_null())
         .filter(login_flows::expires_at.gt(now.as_millis()))
         .set(login_flows::consumed_at.eq(now.as_millis()))
         .returning(COLUMNS)
         .prepared()
-        .get_result(conn)
-        .optional()?;
+        .get_result(c)
+        .optional())?;
     row.map(from_row).transpose()
 }
 

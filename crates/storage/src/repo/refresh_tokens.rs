@@ -1,6 +1,7 @@
 //! Refresh tokens: opaque, stored hashed, rotated on every use. A token used twice means it
 //! leaked: the whole family is revoked (RFC 9700 §4.14.2).
 
+use crate::conn::on_backend;
 use crate::prepared::PreparedExt;
 use crate::schema::refresh_tokens;
 use crate::{DbConn, StorageError};
@@ -58,7 +59,7 @@ fn from_row(
 
 pub fn insert(conn: &mut DbConn, new: &NewRefreshToken) -> Result<String, StorageError> {
     let id = new_id();
-    diesel::insert_into(refresh_tokens::table)
+    on_backend!(conn, c => diesel::insert_into(refresh_tokens::table)
         .values((
             refresh_tokens::token_hash.eq(&new.token_hash),
             refresh_tokens::id.eq(&id),
@@ -69,12 +70,12 @@ pub fn insert(conn: &mut DbConn, new: &NewRefreshToken) -> Result<String, Storag
             refresh_tokens::expires_at.eq(new.expires_at.as_millis()),
             refresh_tokens::family_expires_at.eq(new.family_expires_at.as_millis()),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(id)
 }
 
 pub fn find(conn: &mut DbConn, token_hash: &[u8]) -> Result<Option<RefreshToken>, StorageError> {
-    refresh_tokens::table
+    on_backend!(conn, c => refresh_tokens::table
         .filter(refresh_tokens::token_hash.eq(token_hash))
         .select((
             refresh_tokens::id,
@@ -86,10 +87,10 @@ pub fn find(conn: &mut DbConn, token_hash: &[u8]) -> Result<Option<RefreshToken>
             refresh_tokens::rotated_at,
             refresh_tokens::revoked_at,
         ))
-        .get_result::<Row>(conn)
-        .optional()?
-        .map(from_row)
-        .transpose()
+        .get_result::<Row>(c)
+        .optional())?
+    .map(from_row)
+    .transpose()
 }
 
 /// Marks the token used. False when it was already used or revoked (a concurrent rotation lost).
@@ -98,15 +99,15 @@ pub fn mark_rotated(
     token_hash: &[u8],
     now: Timestamp,
 ) -> Result<bool, StorageError> {
-    let rotated = diesel::update(refresh_tokens::table)
+    let rotated = on_backend!(conn, c => diesel::update(refresh_tokens::table)
         .filter(refresh_tokens::token_hash.eq(token_hash))
         .filter(refresh_tokens::rotated_at.is_null())
         .filter(refresh_tokens::revoked_at.is_null())
         .set(refresh_tokens::rotated_at.eq(now.as_millis()))
         .returning(refresh_tokens::rotated_at)
         .prepared()
-        .get_result::<Option<i64>>(conn)
-        .optional()?;
+        .get_result::<Option<i64>>(c)
+        .optional())?;
     Ok(rotated.is_some())
 }
 

@@ -1,3 +1,4 @@
+use crate::conn::on_backend;
 use crate::repo::identities;
 use crate::schema::{user_emails, user_phones, users};
 use crate::{DbConn, StorageError};
@@ -105,12 +106,12 @@ fn insert_user(c: &mut DbConn, new: &NewUser, now: Timestamp) -> Result<User, St
 }
 
 pub fn find(conn: &mut DbConn, id: &UserId) -> Result<Option<User>, StorageError> {
-    users::table
+    on_backend!(conn, c => users::table
         .filter(users::id.eq(id.as_str()))
-        .get_result::<UserRow>(conn)
-        .optional()?
-        .map(User::try_from)
-        .transpose()
+        .get_result::<UserRow>(c)
+        .optional())?
+    .map(User::try_from)
+    .transpose()
 }
 
 pub fn emails(conn: &mut DbConn, id: &UserId) -> Result<Vec<UserEmail>, StorageError> {
@@ -172,14 +173,14 @@ pub fn matching_contacts(
     let mut out = Vec::new();
     if !emails.is_empty() {
         let wanted: Vec<&str> = emails.iter().map(Email::as_str).collect();
-        let rows: Vec<(String, String, Option<i64>)> = user_emails::table
-            .filter(user_emails::email.eq_any(wanted))
+        let rows: Vec<(String, String, Option<i64>)> = on_backend!(conn, c => user_emails::table
+            .filter(user_emails::email.eq_any(&wanted))
             .select((
                 user_emails::user_id,
                 user_emails::email,
                 user_emails::verified_at,
             ))
-            .load(conn)?;
+            .load(c))?;
         for (user_id, value, verified_at) in rows {
             out.push(ContactMatch {
                 user_id: UserId::parse(&user_id)?,
@@ -190,14 +191,14 @@ pub fn matching_contacts(
     }
     if !phones.is_empty() {
         let wanted: Vec<&str> = phones.iter().map(Phone::as_str).collect();
-        let rows: Vec<(String, String, Option<i64>)> = user_phones::table
-            .filter(user_phones::phone.eq_any(wanted))
+        let rows: Vec<(String, String, Option<i64>)> = on_backend!(conn, c => user_phones::table
+            .filter(user_phones::phone.eq_any(&wanted))
             .select((
                 user_phones::user_id,
                 user_phones::phone,
                 user_phones::verified_at,
             ))
-            .load(conn)?;
+            .load(c))?;
         for (user_id, value, verified_at) in rows {
             out.push(ContactMatch {
                 user_id: UserId::parse(&user_id)?,
