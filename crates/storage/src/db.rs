@@ -149,7 +149,8 @@ impl Database {
         Ok(self.pool.get()?)
     }
 
-    /// Runs database work that reads (or writes one row on PostgreSQL) and returns its result.
+    /// Runs database work outside a transaction (reads) and returns its result. Writes go
+    /// through [`Database::run_write`].
     ///
     /// SQLite runs in this process: a statement is a function call of tens of microseconds,
     /// cheaper than the two thread hand-offs that moving it off the event loop costs (those
@@ -200,7 +201,7 @@ impl Database {
 
     /// Reads rows the writer changes all the time (a login flow just written): on SQLite on the
     /// writer connection, whose page cache holds them (a pooled connection would re-read every
-    /// page the writer changed since its last use). Elsewhere like [`Database::run`].
+    /// page the writer changed since its last use). On PostgreSQL on a blocking thread.
     pub async fn run_read_hot<T, F>(&self, f: F) -> Result<T, StorageError>
     where
         F: FnOnce(&mut DbConn) -> Result<T, StorageError> + Send + 'static,
