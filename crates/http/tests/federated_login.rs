@@ -853,8 +853,8 @@ async fn i02_concurrent_callbacks_for_one_new_identity_end_with_one_user() {
     assert_eq!(env.count("identities"), 1);
 }
 
-/// The same callback (one browser, one flow) sent several times at once completes once: the
-/// flow is consumed in the transaction that writes the result.
+/// The same callback (one browser, one flow) sent several times at once completes once, and only
+/// the request that consumed the flow calls the provider.
 #[tokio::test]
 async fn a04_concurrent_replays_of_one_callback_complete_once() {
     let env = env().await;
@@ -881,6 +881,7 @@ async fn a04_concurrent_replays_of_one_callback_complete_once() {
     let mut statuses = futures_join(calls).await;
     statuses.sort_unstable();
     assert_eq!(statuses, [303, 400, 400, 400]);
+    assert_eq!(env.idp.token_calls(), 1);
     assert_eq!(env.count("exchange_codes"), 1);
     assert_eq!(env.count("users"), 1);
 }

@@ -199,20 +199,6 @@ impl Database {
         self.on_writer(move |c| write_transaction(c, f))
     }
 
-    /// Reads rows the writer changes all the time (a login flow just written): on SQLite on the
-    /// writer connection, whose page cache holds them (a pooled connection would re-read every
-    /// page the writer changed since its last use). On PostgreSQL on a blocking thread.
-    pub async fn run_read_hot<T, F>(&self, f: F) -> Result<T, StorageError>
-    where
-        F: FnOnce(&mut DbConn) -> Result<T, StorageError> + Send + 'static,
-        T: Send + 'static,
-    {
-        if self.writer.is_none() {
-            return self.run_blocking(f).await;
-        }
-        self.on_writer(f)
-    }
-
     fn on_writer<T>(
         &self,
         f: impl FnOnce(&mut DbConn) -> Result<T, StorageError>,

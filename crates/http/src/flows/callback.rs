@@ -71,37 +71,13 @@ pub async fn complete(
     let flow_id = flow_cookie.ok_or(CallbackError::NoFlow)?;
     let id_hash = opaque::hash(flow_id);
     let now = Timestamp::now();
-    // Read, not consumed yet: a completed (consumed) flow stops a replay here, before any
-    // upstream call. A successful login consumes it in the same transaction that writes the
-    // result; every failure consumes it below. One write per callback instead of two.
-    let lookup = id_hash.clone();
+    // Consumed first: whatever follows, this flow cannot be tried again.
     let flow = state
         .db
-        .run_read_hot(move |c| login_flows::find_open(c, &lookup, now))
+        .run_write(move |c| login_flows::consume(c, &id_hash, now))
         .await?
         .ok_or(CallbackError::NoFlow)?;
     ctx.back = back_link(&flow.redirect_uri);
-    let result = finish(state, &provider, flow, params, now).await;
-    if result.is_err() {
-        // Whatever failed, this flow cannot be tried again.
-        let consumed = state
-            .db
-            .run_write(move |c| login_flows::consume(c, &id_hash, now))
-            .await;
-        if let Err(e) = consumed {
-            tracing::warn!(error = %e, "could not mark a failed sign-in flow used");
-        }
-    }
-    result
-}
-
-async fn finish(
-    state: &AppState,
-    provider: &braid_providers::Provider,
-    flow: login_flows::LoginFlow,
-    params: Result<Params, ParamError>,
-    now: Timestamp,
-) -> Result<CallbackDone, CallbackError> {
     if flow.provider != provider.id().as_str() {
         return Err(CallbackError::ProviderMismatch);
     }
@@ -143,8 +119,6 @@ async fn finish(
     let code = opaque::random_token()?;
     let ttl = Duration::from_secs(state.settings.tokens.exchange_code_ttl);
     let job = Resolution {
-        flow_id_hash: flow.id_hash.clone(),
-        flow_checked_at: now,
         identity,
         connect_user: flow.connect_user_id.clone(),
         link_only: provider.link_only(),
@@ -175,8 +149,6 @@ async fn finish(
         }
         other => other?,
     };
-    // A concurrent callback of the same flow completed first.
-    let decision = decision.ok_or(CallbackError::NoFlow)?;
     state
         .metrics
         .link_results
@@ -213,10 +185,6 @@ fn back_link(redirect_uri: &str) -> Option<String> {
 }
 
 struct Resolution {
-    flow_id_hash: Vec<u8>,
-    /// When the flow was found open: its expiry is judged at arrival, not after the upstream
-    /// round trip.
-    flow_checked_at: Timestamp,
     identity: FederatedIdentity,
     connect_user: Option<UserId>,
     link_only: bool,
@@ -225,12 +193,8 @@ struct Resolution {
     code: NewExchangeCode,
 }
 
-/// `None` when the flow was consumed meanwhile (nothing is written then).
-fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Option<Decision>, StorageError> {
+fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Decision, StorageError> {
     let now = job.code.created_at;
-    if login_flows::consume(c, &job.flow_id_hash, job.flow_checked_at)?.is_none() {
-        return Ok(None);
-    }
     let identity = &job.identity;
     let linked = identities::find_by_key(c, &identity.provider, &identity.subject)?;
     let linked_user = match &linked {
@@ -297,10 +261,10 @@ fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Option<Decision>, Storage
         },
         now,
     )?;
-    Ok(Some(match decision {
+    Ok(match decision {
         Decision::Manual { reason, .. } => Decision::Refuse { reason },
         other => other,
-    }))
+    })
 }
 
 /// Existing users whose email or phone equals one the provider asserted.

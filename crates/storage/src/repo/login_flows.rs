@@ -99,22 +99,6 @@ const COLUMNS: Columns = (
     login_flows::expires_at,
 );
 
-/// The flow, when it exists, is unused and has not expired; changes nothing.
-pub fn find_open(
-    conn: &mut DbConn,
-    id_hash: &[u8],
-    now: Timestamp,
-) -> Result<Option<LoginFlow>, StorageError> {
-    let row: Option<Row> = on_backend!(conn, c => login_flows::table
-        .filter(login_flows::id_hash.eq(id_hash))
-        .filter(login_flows::consumed_at.is_null())
-        .filter(login_flows::expires_at.gt(now.as_millis()))
-        .select(COLUMNS)
-        .get_result(c)
-        .optional())?;
-    row.map(from_row).transpose()
-}
-
 /// Marks the flow used and returns it; `None` when unknown, expired or already used.
 pub fn consume(
     conn: &mut DbConn,
