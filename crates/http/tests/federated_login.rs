@@ -103,20 +103,7 @@ async fn a01_missing_state_is_rejected_without_calling_the_token_endpoint() {
 async fn a02_state_of_another_flow_is_rejected_and_the_attackers_code_never_redeemed() {
     let env = env().await;
     // The attacker starts a flow in their own browser and captures the callback URL.
-    let attacker = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let r = attacker
-        .get(env.url(&format!(
-            "/auth/connect/idp?client_id={CLIENT_ID}&redirect_uri={}",
-            enc(REDIRECT_URI)
-        )))
-        .send()
-        .await
-        .unwrap();
-    let attacker_upstream = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let (_attacker, attacker_upstream) = start_in_another_browser(&env).await;
     env.idp
         .set_account(account("attacker", "attacker@evil.example", true));
     let attacker_back = env.idp.authorize(&attacker_upstream).await;
@@ -825,20 +812,7 @@ async fn i02_concurrent_callbacks_for_one_new_identity_end_with_one_user() {
     let mut backs = Vec::new();
     let mut clients = Vec::new();
     for _ in 0..4 {
-        let browser = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .cookie_store(true)
-            .build()
-            .unwrap();
-        let r = browser
-            .get(env.url(&format!(
-                "/auth/connect/idp?client_id={CLIENT_ID}&redirect_uri={}",
-                enc(REDIRECT_URI)
-            )))
-            .send()
-            .await
-            .unwrap();
-        let upstream = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        let (browser, upstream) = start_in_another_browser(&env).await;
         backs.push(env.idp.authorize(&upstream).await);
         clients.push(browser);
     }
@@ -858,6 +832,24 @@ async fn i02_concurrent_callbacks_for_one_new_identity_end_with_one_user() {
 #[tokio::test]
 async fn a04_concurrent_replays_of_one_callback_complete_once() {
     let env = env().await;
+    let (browser, upstream) = start_in_another_browser(&env).await;
+    let back = env.idp.authorize(&upstream).await;
+    let url = env.url(&back.location[url::Position::BeforePath..]);
+    let calls = (0..4).map(|_| {
+        let (browser, url) = (browser.clone(), url.clone());
+        async move { browser.get(url).send().await.unwrap().status().as_u16() }
+    });
+    let mut statuses = futures_join(calls).await;
+    statuses.sort_unstable();
+    assert_eq!(statuses, [303, 400, 400, 400]);
+    assert_eq!(env.idp.token_calls(), 1);
+    assert_eq!(env.count("exchange_codes"), 1);
+    assert_eq!(env.count("users"), 1);
+}
+
+/// A browser of its own (own cookie jar) that starts a sign-in: the browser and the upstream
+/// authorization URL it was sent to.
+async fn start_in_another_browser(env: &Env) -> (reqwest::Client, url::Url) {
     let browser = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
@@ -872,18 +864,7 @@ async fn a04_concurrent_replays_of_one_callback_complete_once() {
         .await
         .unwrap();
     let upstream = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let back = env.idp.authorize(&upstream).await;
-    let url = env.url(&back.location[url::Position::BeforePath..]);
-    let calls = (0..4).map(|_| {
-        let (browser, url) = (browser.clone(), url.clone());
-        async move { browser.get(url).send().await.unwrap().status().as_u16() }
-    });
-    let mut statuses = futures_join(calls).await;
-    statuses.sort_unstable();
-    assert_eq!(statuses, [303, 400, 400, 400]);
-    assert_eq!(env.idp.token_calls(), 1);
-    assert_eq!(env.count("exchange_codes"), 1);
-    assert_eq!(env.count("users"), 1);
+    (browser, upstream)
 }
 
 async fn futures_join<F: std::future::Future<Output = u16> + Send + 'static>(

@@ -65,40 +65,6 @@ type Row = (
     i64,
 );
 
-type Columns = (
-    login_flows::id_hash,
-    login_flows::state_hash,
-    login_flows::provider,
-    login_flows::issuer,
-    login_flows::nonce,
-    login_flows::pkce_verifier,
-    login_flows::client_id,
-    login_flows::redirect_uri,
-    login_flows::app_state,
-    login_flows::code_challenge,
-    login_flows::code_challenge_method,
-    login_flows::connect_user_id,
-    login_flows::created_at,
-    login_flows::expires_at,
-);
-
-const COLUMNS: Columns = (
-    login_flows::id_hash,
-    login_flows::state_hash,
-    login_flows::provider,
-    login_flows::issuer,
-    login_flows::nonce,
-    login_flows::pkce_verifier,
-    login_flows::client_id,
-    login_flows::redirect_uri,
-    login_flows::app_state,
-    login_flows::code_challenge,
-    login_flows::code_challenge_method,
-    login_flows::connect_user_id,
-    login_flows::created_at,
-    login_flows::expires_at,
-);
-
 /// Marks the flow used and returns it; `None` when unknown, expired or already used.
 pub fn consume(
     conn: &mut DbConn,
@@ -110,7 +76,22 @@ pub fn consume(
         .filter(login_flows::consumed_at.is_null())
         .filter(login_flows::expires_at.gt(now.as_millis()))
         .set(login_flows::consumed_at.eq(now.as_millis()))
-        .returning(COLUMNS)
+        .returning((
+            login_flows::id_hash,
+            login_flows::state_hash,
+            login_flows::provider,
+            login_flows::issuer,
+            login_flows::nonce,
+            login_flows::pkce_verifier,
+            login_flows::client_id,
+            login_flows::redirect_uri,
+            login_flows::app_state,
+            login_flows::code_challenge,
+            login_flows::code_challenge_method,
+            login_flows::connect_user_id,
+            login_flows::created_at,
+            login_flows::expires_at,
+        ))
         .prepared()
         .get_result(c)
         .optional())?;
