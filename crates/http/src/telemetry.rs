@@ -24,7 +24,6 @@ impl RootSpanBuilder for BraidRootSpan {
             method = %request.method(),
             route = %route,
             request_id = %request_id,
-            status = tracing::field::Empty,
         )
     }
 
@@ -36,7 +35,8 @@ impl RootSpanBuilder for BraidRootSpan {
             Ok(response) => response.response().status(),
             Err(error) => error.as_response_error().status_code(),
         };
-        span.record("status", status.as_u16());
+        // The status goes on the closing event only: recording it on the span made the JSON
+        // formatter parse and re-serialise the span's fields on every request.
         span.in_scope(|| {
             if status.is_server_error() {
                 tracing::error!(status = status.as_u16(), "request failed");
