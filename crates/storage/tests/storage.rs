@@ -518,3 +518,30 @@ fn housekeeping_purges_in_batches() {
     assert!(!second.maybe_more());
     assert_eq!(t.count("login_flows"), 0);
 }
+
+/// Connections never checkpoint on commit; `Database::checkpoint` (run by the server every
+/// second) is what moves committed pages from the write-ahead log into the database file.
+#[tokio::test]
+async fn committed_pages_reach_the_database_file_only_through_the_checkpoint() {
+    let t = TestDb::new().unwrap();
+    let Some(path) = t.settings.url.strip_prefix("sqlite://").map(str::to_owned) else {
+        // PostgreSQL: nothing to checkpoint, and the call is a no-op.
+        t.db.checkpoint().await.unwrap();
+        return;
+    };
+    let file_size = || std::fs::metadata(&path).unwrap().len();
+    t.db.checkpoint().await.unwrap();
+    let before = file_size();
+    // Well past SQLite's default auto-checkpoint threshold of 1,000 WAL frames.
+    for i in 0..1000 {
+        t.db.run_write(move |c| {
+            users::create(c, &new_user(&format!("u{i}@example.com")), Timestamp::now())
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(file_size(), before, "a commit checkpointed on its own");
+    t.db.checkpoint().await.unwrap();
+    assert!(file_size() > before, "the checkpoint copied nothing");
+    assert_eq!(t.count("users"), 1000);
+}
