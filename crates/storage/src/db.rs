@@ -164,8 +164,7 @@ impl Database {
         T: Send + 'static,
     {
         if self.writer.is_some() {
-            let pool = self.pool.clone();
-            return contain_panic(move || f(&mut *pool.get()?));
+            return contain_panic(|| f(&mut *self.pool.get()?));
         }
         self.run_blocking(f).await
     }
@@ -193,31 +192,20 @@ impl Database {
         F: FnOnce(&mut DbConn) -> Result<T, StorageError> + Send + 'static,
         T: Send + 'static,
     {
-        if self.writer.is_none() {
+        let Some(writer) = &self.writer else {
             return self.run_blocking(move |c| write_transaction(c, f)).await;
-        }
-        self.on_writer(move |c| write_transaction(c, f))
-    }
-
-    fn on_writer<T>(
-        &self,
-        f: impl FnOnce(&mut DbConn) -> Result<T, StorageError>,
-    ) -> Result<T, StorageError> {
-        let Some(writer) = self.writer.clone() else {
-            return Err(StorageError::Unavailable("no writer connection".into()));
         };
-        let (target, pragmas) = (self.target.clone(), self.pragmas);
-        contain_panic(move || {
+        contain_panic(|| {
             let mut conn = match writer.lock() {
                 Ok(conn) => conn,
                 // A panic mid-transaction left this connection in an unknown state: replace it
                 // (its open transaction is rolled back when the old connection closes).
                 Err(poisoned) => {
                     let mut conn = poisoned.into_inner();
-                    let mut fresh = ConnectionManager::new(target)
+                    let mut fresh = ConnectionManager::new(self.target.clone())
                         .connect()
                         .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-                    pragmas
+                    self.pragmas
                         .on_acquire(&mut fresh)
                         .map_err(|e| StorageError::Unavailable(e.to_string()))?;
                     *conn = fresh;
@@ -225,7 +213,7 @@ impl Database {
                     conn
                 }
             };
-            f(&mut conn)
+            write_transaction(&mut conn, f)
         })
     }
 
