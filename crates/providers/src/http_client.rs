@@ -11,8 +11,10 @@ use openidconnect::{AsyncHttpClient, HttpRequest, HttpResponse};
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
+use thread_local::ThreadLocal;
 
 /// Limits of the outbound client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,10 +65,16 @@ impl From<HttpError> for ProviderError {
     }
 }
 
-/// Cheap to clone: clones share the connection pool.
+/// Cheap to clone: clones share the connection pools.
+///
+/// One reqwest client (and so one connection pool) per thread, all built from the same
+/// settings. A pooled connection is driven by a task on the runtime of the thread that opened
+/// it; the server runs one runtime per worker thread, so a connection shared between workers
+/// woke the other worker's thread twice per request (half of a login's context switches).
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    inner: reqwest::Client,
+    clients: Arc<ThreadLocal<reqwest::Client>>,
+    extra_roots: Arc<[reqwest::Certificate]>,
     limits: HttpLimits,
 }
 
@@ -82,24 +90,31 @@ impl HttpClient {
         limits: HttpLimits,
         extra_root_pem: Option<&[u8]>,
     ) -> Result<Self, ProviderError> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(limits.connect_timeout)
-            .timeout(limits.total_timeout)
-            .user_agent(concat!("braid/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = extra_root_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
+        let extra_roots: Arc<[reqwest::Certificate]> = match extra_root_pem {
+            Some(pem) => reqwest::Certificate::from_pem_bundle(pem)
                 .ok()
                 .filter(|certs| !certs.is_empty())
-                .ok_or_else(|| ProviderError::Config("ca_file holds no PEM certificate".into()))?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let inner = builder
-            .build()
+                .ok_or_else(|| ProviderError::Config("ca_file holds no PEM certificate".into()))?
+                .into(),
+            None => Arc::new([]),
+        };
+        // Built once here so that a bad setting fails at start-up, not on the first request.
+        let first = build_client(limits, &extra_roots)
             .map_err(|e| ProviderError::Config(format!("HTTP client: {}", e.without_url())))?;
-        Ok(Self { inner, limits })
+        let clients = ThreadLocal::new();
+        clients.get_or(|| first);
+        Ok(Self {
+            clients: Arc::new(clients),
+            extra_roots,
+            limits,
+        })
+    }
+
+    /// This thread's client.
+    fn client(&self) -> Result<&reqwest::Client, HttpError> {
+        self.clients
+            .get_or_try(|| build_client(self.limits, &self.extra_roots))
+            .map_err(|e| HttpError::Other(e.without_url().to_string()))
     }
 
     pub fn limits(&self) -> HttpLimits {
@@ -118,7 +133,7 @@ impl HttpClient {
         let request: reqwest::Request = request
             .try_into()
             .map_err(|e: reqwest::Error| HttpError::Other(e.without_url().to_string()))?;
-        let mut response = self.inner.execute(request).await.map_err(classify)?;
+        let mut response = self.client()?.execute(request).await.map_err(classify)?;
         let status = response.status();
         if status.is_server_error() {
             return Err(HttpError::ServerError(status.as_u16()));
@@ -170,6 +185,21 @@ impl HttpClient {
         }
         serde_json::from_slice(response.body()).map_err(|_| ProviderError::UserInfo("not JSON"))
     }
+}
+
+fn build_client(
+    limits: HttpLimits,
+    extra_roots: &[reqwest::Certificate],
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(limits.connect_timeout)
+        .timeout(limits.total_timeout)
+        .user_agent(concat!("braid/", env!("CARGO_PKG_VERSION")));
+    for cert in extra_roots {
+        builder = builder.add_root_certificate(cert.clone());
+    }
+    builder.build()
 }
 
 fn http_response_builder(
