@@ -1,6 +1,7 @@
 //! Building the application: database, keys, listener, server. Tests start it on port 0.
 
 use crate::clients::Clients;
+use crate::flows::login_flow;
 use crate::keys::{self, KeyError};
 use crate::metrics::Metrics;
 use crate::pages::Pages;
@@ -8,6 +9,7 @@ use crate::settings::Settings;
 use crate::state::AppState;
 use crate::telemetry::BraidRootSpan;
 use crate::tokens::keyring::KeyRing;
+use crate::tokens::sealed::{KeyDerivationError, Sealer};
 use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
@@ -41,6 +43,8 @@ pub enum StartupError {
     Templates(#[from] tera::Error),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("cookie key: {0}")]
+    CookieKey(#[from] KeyDerivationError),
 }
 
 pub struct Application {
@@ -164,8 +168,10 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
         // The select/verify pages are not part of this version.
         manual_available: false,
     };
+    let flow_sealer = Sealer::new(&session_key, login_flow::PURPOSE)?;
     Ok(AppState {
         db,
+        flow_sealer,
         session_key,
         keys,
         providers,

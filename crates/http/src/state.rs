@@ -3,6 +3,7 @@ use crate::metrics::Metrics;
 use crate::pages::Pages;
 use crate::settings::Settings;
 use crate::tokens::keyring::KeyRing;
+use crate::tokens::sealed::Sealer;
 use braid_core::linking::LinkPolicy;
 use braid_providers::ProviderRegistry;
 use braid_storage::Database;
@@ -14,6 +15,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The cookie key for sessions and encrypted flow cookies; the same on every instance.
     pub session_key: Vec<u8>,
+    /// Seals and opens login flow cookies (key derived from `session_key`).
+    pub flow_sealer: Sealer,
     pub keys: KeyRing,
     pub providers: ProviderRegistry,
     pub clients: Clients,

@@ -131,12 +131,65 @@ async fn a04_callback_replay_is_rejected_and_the_provider_not_called_again() {
 
 #[tokio::test]
 async fn a05_expired_flow_is_rejected() {
+    let env = env_with(|s| s.federated_login.flow_expiration = 1).await;
+    let upstream = env.start_default().await;
+    let back = env.idp.authorize(&upstream).await;
+    // The expiry sealed in the cookie is what counts, not the browser's forgetting it: a
+    // client that keeps sending the cookie after its Max-Age is refused all the same.
+    let cookie = env.app.flow_cookie();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(env.url(&back.location[url::Position::BeforePath..]))
+        .header("cookie", format!("braid_flow={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("expired"));
+    assert_eq!(env.idp.token_calls(), 0);
+}
+
+#[tokio::test]
+async fn a05_a_flow_cookie_altered_or_sealed_elsewhere_is_rejected_before_any_upstream_call() {
     let env = env().await;
     let upstream = env.start_default().await;
     let back = env.idp.authorize(&upstream).await;
-    env.app.db.execute("UPDATE login_flows SET expires_at = 0");
-    assert_eq!(env.follow(&back.location).await.status, 400);
+    let genuine = env.app.flow_cookie();
+    let mut altered = genuine.clone().into_bytes();
+    let last = altered.len() - 1;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    // The same kind of cookie from another Braid deployment (another session key).
+    let other = braid_http::tokens::sealed::Sealer::new(&[9; 64], "braid login flow v1")
+        .unwrap()
+        .seal(b"{}")
+        .unwrap();
+    let stranger = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = env.url(&back.location[url::Position::BeforePath..]);
+    for cookie in [altered.as_str(), other.as_str(), "", "AAAA"] {
+        let r = stranger
+            .get(&url)
+            .header("cookie", format!("braid_flow={cookie}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "cookie {cookie:?}");
+    }
     assert_eq!(env.idp.token_calls(), 0);
+    // The genuine cookie still works: nothing above marked it used.
+    let r = stranger
+        .get(&url)
+        .header("cookie", format!("braid_flow={genuine}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
 }
 
 #[tokio::test]

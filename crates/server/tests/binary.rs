@@ -169,7 +169,18 @@ fn migrate_then_rotate_keys_on_the_configured_database() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("1 migration(s) applied"));
+    let migrations = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../migrations/sqlite"
+    ))
+    .unwrap()
+    .count();
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .starts_with(&format!("{migrations} migration(s) applied")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let again = braid(dir.path())
         .arg("migrate")
         .env("BRAID_DATABASE__URL", &url)

@@ -55,22 +55,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    login_flows (id_hash) {
-        id_hash -> Binary,
-        state_hash -> Binary,
-        provider -> Text,
-        issuer -> Text,
-        nonce -> Text,
-        pkce_verifier -> Text,
-        client_id -> Text,
-        redirect_uri -> Text,
-        app_state -> Nullable<Text>,
-        code_challenge -> Nullable<Text>,
-        code_challenge_method -> Nullable<Text>,
-        connect_user_id -> Nullable<Text>,
-        created_at -> BigInt,
+    used_login_flows (expires_at, jti) {
         expires_at -> BigInt,
-        consumed_at -> Nullable<BigInt>,
+        jti -> Binary,
     }
 }
 
@@ -230,7 +217,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_phones,
     identities,
     credentials,
-    login_flows,
+    used_login_flows,
     link_flows,
     verification_codes,
     exchange_codes,

@@ -427,10 +427,10 @@ fn t_is_true() -> bool {
     std::hint::black_box(true)
 }
 
-/// The UPDATEs on the login path are prepared once per connection, not on every call (diesel
+/// The writes on the login path are prepared once per connection, not on every call (diesel
 /// would prepare an UPDATE afresh each time).
 #[test]
-fn hot_updates_are_prepared_once_per_connection() {
+fn hot_writes_are_prepared_once_per_connection() {
     use braid_storage::repo::{login_flows, refresh_tokens};
     use diesel::Connection;
     use diesel::connection::InstrumentationEvent;
@@ -444,13 +444,9 @@ fn hot_updates_are_prepared_once_per_connection() {
             sink.lock().unwrap().push(sql.to_owned());
         }
     });
-    for _ in 0..3 {
+    for i in 0..3u8 {
         let now = Timestamp::now();
-        assert!(
-            login_flows::consume(&mut conn, &[7; 32], now)
-                .unwrap()
-                .is_none()
-        );
+        assert!(login_flows::mark_used(&mut conn, &[i], now).unwrap());
         assert!(
             exchange_codes::consume(&mut conn, &[7; 32], now)
                 .unwrap()
@@ -461,12 +457,12 @@ fn hot_updates_are_prepared_once_per_connection() {
             .unwrap();
     }
     let cached = cached.lock().unwrap();
-    for table in [
-        "login_flows",
-        "exchange_codes",
-        "refresh_tokens",
-        "identities",
-    ] {
+    let marks = cached
+        .iter()
+        .filter(|sql| sql.starts_with("INSERT") && sql.contains("used_login_flows"))
+        .count();
+    assert_eq!(marks, 1, "INSERT used_login_flows cached {marks} times");
+    for table in ["exchange_codes", "refresh_tokens", "identities"] {
         let updates = cached
             .iter()
             .filter(|sql| sql.starts_with("UPDATE") && sql.contains(table))
@@ -487,25 +483,11 @@ fn housekeeping_purges_in_batches() {
     let extra = 5;
     write_transaction(&mut c, |c| -> Result<(), StorageError> {
         for i in 0..housekeeping::BATCH + extra {
-            login_flows::insert(
+            assert!(login_flows::mark_used(
                 c,
-                &login_flows::LoginFlow {
-                    id_hash: i.to_be_bytes().to_vec(),
-                    state_hash: vec![0; 32],
-                    provider: "p".into(),
-                    issuer: "https://p.example".into(),
-                    nonce: "n".into(),
-                    pkce_verifier: "v".into(),
-                    client_id: "app".into(),
-                    redirect_uri: "https://app.example/cb".into(),
-                    app_state: None,
-                    code_challenge: None,
-                    code_challenge_method: None,
-                    connect_user_id: None,
-                    created_at: Timestamp::from_millis(1),
-                    expires_at: Timestamp::from_millis(2),
-                },
-            )?;
+                b"jti",
+                Timestamp::from_millis(i + 1)
+            )?);
         }
         Ok(())
     })
@@ -516,7 +498,27 @@ fn housekeeping_purges_in_batches() {
     let second = housekeeping::purge_expired(&mut c, Timestamp::now()).unwrap();
     assert_eq!(second.login_flows as i64, extra);
     assert!(!second.maybe_more());
-    assert_eq!(t.count("login_flows"), 0);
+    assert_eq!(t.count("used_login_flows"), 0);
+}
+
+/// A login flow is marked used once: the second mark of the same flow says so, and the marks
+/// are purged once the flow's cookie has expired anyway.
+#[test]
+fn a04_login_flow_marks_are_single_use_until_expiry() {
+    use braid_storage::repo::{housekeeping, login_flows};
+    let t = TestDb::new().unwrap();
+    let mut c = t.db.conn().unwrap();
+    let now = Timestamp::now();
+    let live = now.plus(Duration::from_secs(600));
+    assert!(login_flows::mark_used(&mut c, b"flow-1", live).unwrap());
+    assert!(!login_flows::mark_used(&mut c, b"flow-1", live).unwrap());
+    assert!(login_flows::mark_used(&mut c, b"flow-2", live).unwrap());
+    let expired = Timestamp::from_millis(now.as_millis() - 1);
+    assert!(login_flows::mark_used(&mut c, b"flow-3", expired).unwrap());
+    let purged = housekeeping::purge_expired(&mut c, now).unwrap();
+    assert_eq!(purged.login_flows, 1);
+    assert_eq!(t.count("used_login_flows"), 2);
+    assert!(!login_flows::mark_used(&mut c, b"flow-1", live).unwrap());
 }
 
 /// Connections never checkpoint on commit; `Database::checkpoint` (run by the server every

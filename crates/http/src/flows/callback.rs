@@ -1,7 +1,8 @@
-//! `GET|POST /auth/connect/{provider}/callback`: consume the browser's flow, check state before
+//! `GET|POST /auth/connect/{provider}/callback`: open and mark used the browser's sealed flow, check state before
 //! anything goes upstream, let the provider validate what it sent, decide who this is (DESIGN
 //! §4) and write the result — user, link, exchange code, audit event — in one transaction.
 
+use crate::flows::login_flow::LoginFlow;
 use crate::params::{ParamError, Params};
 use crate::settings::MatchBy;
 use crate::state::AppState;
@@ -15,7 +16,6 @@ use braid_storage::repo::{identities, login_flows, users};
 use braid_storage::{DbConn, StorageError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use subtle::ConstantTimeEq;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
@@ -68,15 +68,19 @@ pub async fn complete(
         .providers
         .get(provider_id)
         .ok_or(CallbackError::UnknownProvider)?;
-    let flow_id = flow_cookie.ok_or(CallbackError::NoFlow)?;
-    let id_hash = opaque::hash(flow_id);
     let now = Timestamp::now();
-    // Consumed first: whatever follows, this flow cannot be tried again.
-    let flow = state
-        .db
-        .run_write(move |c| login_flows::consume(c, &id_hash, now))
-        .await?
+    let flow = flow_cookie
+        .and_then(|cookie| LoginFlow::open(&state.flow_sealer, cookie, now))
         .ok_or(CallbackError::NoFlow)?;
+    // Marked used first: whatever follows, this flow cannot be tried again.
+    let (jti, expires_at) = (flow.jti_bytes().to_vec(), flow.expires_at());
+    if !state
+        .db
+        .run_write(move |c| login_flows::mark_used(c, &jti, expires_at))
+        .await?
+    {
+        return Err(CallbackError::NoFlow);
+    }
     ctx.back = back_link(&flow.redirect_uri);
     if flow.provider != provider.id().as_str() {
         return Err(CallbackError::ProviderMismatch);
@@ -98,7 +102,7 @@ pub async fn complete(
         ));
     }
     let given_state = params.get("state").ok_or(CallbackError::StateMismatch)?;
-    if !bool::from(opaque::hash(given_state).ct_eq(&flow.state_hash)) {
+    if !opaque::same_secret(given_state, &flow.state) {
         return Err(CallbackError::StateMismatch);
     }
     let code = params.get("code").ok_or(CallbackError::MissingCode)?;
@@ -109,7 +113,7 @@ pub async fn complete(
                 iss: params.get("iss").map(str::to_owned),
             },
             &ExpectedFlow {
-                nonce: Some(flow.nonce.clone()).filter(|n| !n.is_empty()),
+                nonce: flow.nonce.clone(),
                 pkce_verifier: flow.pkce_verifier.clone(),
                 issuer: flow.issuer.clone(),
             },
@@ -120,7 +124,12 @@ pub async fn complete(
     let ttl = Duration::from_secs(state.settings.tokens.exchange_code_ttl);
     let job = Resolution {
         identity,
-        connect_user: flow.connect_user_id.clone(),
+        connect_user: flow
+            .connect_user_id
+            .as_deref()
+            .map(UserId::parse)
+            .transpose()
+            .map_err(|_| CallbackError::NoFlow)?,
         link_only: provider.link_only(),
         policy: state.link_policy.clone(),
         match_by: state.settings.account_linking.match_by.clone(),
@@ -129,7 +138,7 @@ pub async fn complete(
             client_id: flow.client_id.clone(),
             redirect_uri: flow.redirect_uri.clone(),
             code_challenge: flow.code_challenge.clone(),
-            code_challenge_method: flow.code_challenge_method.clone(),
+            code_challenge_method: flow.code_challenge.as_ref().map(|_| "S256".to_owned()),
             user_id: UserId::generate(),
             auth_context: serde_json::json!({ "idp": provider.id().as_str() }).to_string(),
             created_at: now,

@@ -1,13 +1,12 @@
 //! `GET /auth/connect/{provider}`: check who asks for the login and where the result may go,
 //! then send the browser upstream with fresh state, nonce and PKCE bound to this browser.
 
+use crate::flows::login_flow::{LoginFlow, SealError};
 use crate::params::{ParamError, Params};
 use crate::state::AppState;
 use crate::tokens::opaque::{self, RandomError};
 use braid_core::Timestamp;
 use braid_providers::ProviderError;
-use braid_storage::StorageError;
-use braid_storage::repo::login_flows::{self, LoginFlow};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +33,21 @@ pub enum ConnectError {
     BadChallenge,
     #[error("state is too long")]
     StateTooLong,
+    #[error("the sign-in request is too large (state and redirect_uri together)")]
+    FlowTooLarge,
     #[error(transparent)]
     Upstream(#[from] ProviderError),
     #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error(transparent)]
     Random(#[from] RandomError),
+}
+
+impl From<SealError> for ConnectError {
+    fn from(e: SealError) -> Self {
+        match e {
+            SealError::Random(r) => ConnectError::Random(r),
+            SealError::TooLarge => ConnectError::FlowTooLarge,
+        }
+    }
 }
 
 /// Where the exchange code goes once the login completes.
@@ -53,8 +61,8 @@ pub struct AppTarget {
 
 pub struct ConnectStart {
     pub location: String,
-    /// Value of the flow cookie; only its hash is stored.
-    pub flow_id: String,
+    /// Value of the flow cookie: the sealed [`LoginFlow`].
+    pub flow_cookie: String,
     pub max_age: Duration,
     pub form_post: bool,
 }
@@ -121,6 +129,8 @@ pub fn app_target(state: &AppState, params: &Params) -> Result<AppTarget, Connec
     })
 }
 
+/// Nothing is written here: the flow travels sealed in the cookie, and the callback marks it
+/// used (a login abandoned upstream costs the server nothing).
 pub async fn start(
     state: &AppState,
     provider_id: &str,
@@ -135,32 +145,24 @@ pub async fn start(
     }
     let target = app_target(state, params)?;
     let upstream = provider.authorization_request().await?;
-    let flow_id = opaque::random_token()?;
     let ttl = Duration::from_secs(state.settings.federated_login.flow_expiration);
-    let now = Timestamp::now();
     let flow = LoginFlow {
-        id_hash: opaque::hash(&flow_id),
-        state_hash: opaque::hash(&upstream.state),
+        jti: opaque::random_token()?,
+        exp: Timestamp::now().plus(ttl).as_millis(),
         provider: provider.id().to_string(),
         issuer: upstream.issuer.clone(),
-        nonce: upstream.nonce.clone().unwrap_or_default(),
+        state: upstream.state.clone(),
+        nonce: upstream.nonce.clone(),
         pkce_verifier: upstream.pkce_verifier.clone(),
         client_id: target.client_id,
         redirect_uri: target.redirect_uri,
         app_state: target.state,
-        code_challenge_method: target.code_challenge.as_ref().map(|_| "S256".to_owned()),
         code_challenge: target.code_challenge,
         connect_user_id: None,
-        created_at: now,
-        expires_at: now.plus(ttl),
     };
-    state
-        .db
-        .run_write(move |c| login_flows::insert(c, &flow))
-        .await?;
     Ok(ConnectStart {
         location: upstream.url.to_string(),
-        flow_id,
+        flow_cookie: flow.seal(&state.flow_sealer)?,
         max_age: ttl,
         form_post: provider.uses_form_post(),
     })

@@ -5,6 +5,7 @@ pub mod callback;
 pub mod connect;
 pub mod exchange;
 pub mod grant;
+pub mod login_flow;
 pub mod me;
 pub mod refresh;
 pub mod revoke;

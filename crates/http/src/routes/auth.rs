@@ -57,7 +57,7 @@ async fn connect_start(
     match result {
         Ok(start) => {
             let (name, path) = flow_cookie(state.cookie_secure);
-            let cookie = Cookie::build(name, start.flow_id)
+            let cookie = Cookie::build(name, start.flow_cookie)
                 .path(path)
                 .http_only(true)
                 .secure(state.cookie_secure)
@@ -81,9 +81,7 @@ async fn connect_start(
             let status = match &e {
                 ConnectError::UnknownProvider => StatusCode::NOT_FOUND,
                 ConnectError::Upstream(_) => StatusCode::BAD_GATEWAY,
-                ConnectError::Storage(_) | ConnectError::Random(_) => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
+                ConnectError::Random(_) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_REQUEST,
             };
             if status.is_server_error() {
@@ -93,7 +91,7 @@ async fn connect_start(
             }
             let message = match &e {
                 ConnectError::Upstream(_) => "The sign-in provider cannot be reached right now. Please try again in a moment.".to_owned(),
-                ConnectError::Storage(_) | ConnectError::Random(_) => "Sign-in is unavailable right now. Please try again in a moment.".to_owned(),
+                ConnectError::Random(_) => "Sign-in is unavailable right now. Please try again in a moment.".to_owned(),
                 other => format!("This sign-in link is not valid: {other}."),
             };
             state

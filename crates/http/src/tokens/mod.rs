@@ -1,5 +1,7 @@
-//! Braid's own credentials: opaque one-time values, signed access tokens, and the key ring.
+//! Braid's own credentials: opaque one-time values, signed access tokens, the key ring, and
+//! sealed cookie values.
 
 pub mod access;
 pub mod keyring;
 pub mod opaque;
+pub mod sealed;

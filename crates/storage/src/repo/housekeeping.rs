@@ -1,6 +1,6 @@
 //! Removing one-time rows nobody can use any more, so tables stay the size of the live traffic.
 
-use crate::schema::{exchange_codes, login_flows, refresh_tokens, revoked_access_tokens};
+use crate::schema::{exchange_codes, refresh_tokens, revoked_access_tokens, used_login_flows};
 use crate::{DbConn, StorageError};
 use braid_core::Timestamp;
 use diesel::prelude::*;
@@ -24,9 +24,11 @@ pub const BATCH: i64 = 1_000;
 /// [`Purged::maybe_more`] says a table had a full batch.
 pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, StorageError> {
     let cutoff = now.minus(GRACE).as_millis();
-    let flows: Vec<Vec<u8>> = login_flows::table
-        .filter(login_flows::expires_at.lt(cutoff))
-        .select(login_flows::id_hash)
+    // A flow cookie past its expiry is refused for being expired: its mark has done its job.
+    let flows: Vec<(i64, Vec<u8>)> = used_login_flows::table
+        .filter(used_login_flows::expires_at.lt(now.as_millis()))
+        .order(used_login_flows::expires_at)
+        .select((used_login_flows::expires_at, used_login_flows::jti))
         .limit(BATCH)
         .load(conn)?;
     let codes: Vec<Vec<u8>> = exchange_codes::table
@@ -46,8 +48,14 @@ pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, Storag
         .limit(BATCH)
         .load(conn)?;
     Ok(Purged {
-        login_flows: diesel::delete(login_flows::table.filter(login_flows::id_hash.eq_any(&flows)))
+        login_flows: match flows.last() {
+            // Marks are ordered by expiry: everything up to the batch's last one.
+            Some((last_expiry, _)) => diesel::delete(
+                used_login_flows::table.filter(used_login_flows::expires_at.le(last_expiry)),
+            )
             .execute(conn)?,
+            None => 0,
+        },
         exchange_codes: diesel::delete(
             exchange_codes::table.filter(exchange_codes::code_hash.eq_any(&codes)),
         )
