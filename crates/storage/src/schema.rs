@@ -168,7 +168,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    audit_events (id) {
+    audit_events (at, id) {
         id -> Text,
         at -> BigInt,
         kind -> Text,

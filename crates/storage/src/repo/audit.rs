@@ -60,7 +60,7 @@ type Row = (
 /// Newest first.
 pub fn recent(conn: &mut DbConn, limit: i64) -> Result<Vec<StoredAuditEvent>, StorageError> {
     let rows: Vec<Row> = audit_events::table
-        .order(audit_events::id.desc())
+        .order((audit_events::at.desc(), audit_events::id.desc()))
         .limit(limit)
         .select((
             audit_events::at,
