@@ -104,6 +104,23 @@ function braidTest(name, fn) {
 
 const braidUrl = (path) => new URL(path, env.braid.url).href;
 
+/** The last "request done" line Braid logged for `provider`'s callback route (JSON log). */
+function lastCallbackLogLine(provider) {
+  const lines = env.braid
+    .output()
+    .split('\n')
+    .map((l) => {
+      try {
+        return JSON.parse(l);
+      } catch {
+        return null; // the first line may be cut by the output limit
+      }
+    })
+    .filter((e) => e?.fields?.message === 'request done' && e.span?.route === `/auth/connect/${provider}/callback`);
+  assert.ok(lines.length > 0, `a request line for the ${provider} callback`);
+  return lines.at(-1);
+}
+
 /**
  * One complete federated login of `account` at `provider`, in a fresh browser (so no IdP or
  * Braid session carries over), with every step's contract asserted. Returns the exchange code.
@@ -258,6 +275,11 @@ braidTest('a second provider asserting the same verified email → linked automa
   const { sub, profile } = await loginAs('idp-b', acct('alice-b'));
   assert.equal(sub, users.alice, 'alice-b@idp-b is linked to alice');
   assert.deepEqual(identityPairs(profile), [`idp-a:${acct('alice')}`, `idp-b:${acct('alice-b')}`].sort());
+  // The callback's request line in the JSON log carries the linking decision.
+  const callback = lastCallbackLogLine('idp-b');
+  assert.equal(callback.fields.status, 303);
+  assert.equal(callback.fields.result, 'complete');
+  assert.equal(callback.fields.reason, 'single_verified_match');
 });
 
 braidTest('an unverified email → not linked (mallory at idp-b claims carol@ unverified)', async () => {

@@ -1,6 +1,7 @@
 //! The per-request span. Unlike tracing-actix-web's default it records the matched route
 //! pattern, never the raw path and query: callback URLs carry authorization codes and state.
 
+use crate::flows::callback::LoginResult;
 use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -37,12 +38,26 @@ impl RootSpanBuilder for BraidRootSpan {
         };
         // The status goes on the closing event only: recording it on the span made the JSON
         // formatter parse and re-serialise the span's fields on every request.
-        span.in_scope(|| {
-            if status.is_server_error() {
-                tracing::error!(status = status.as_u16(), "request failed");
-            } else {
-                tracing::info!(status = status.as_u16(), "request done");
-            }
+        // A login callback's result and reason go on this line too (see `LoginResult`).
+        let login = outcome
+            .as_ref()
+            .ok()
+            .and_then(|r| r.response().extensions().get::<LoginResult>().copied());
+        span.in_scope(|| match (status.is_server_error(), login) {
+            (true, None) => tracing::error!(status = status.as_u16(), "request failed"),
+            (false, None) => tracing::info!(status = status.as_u16(), "request done"),
+            (true, Some(l)) => tracing::error!(
+                status = status.as_u16(),
+                result = l.result,
+                reason = l.reason,
+                "request failed"
+            ),
+            (false, Some(l)) => tracing::info!(
+                status = status.as_u16(),
+                result = l.result,
+                reason = l.reason,
+                "request done"
+            ),
         });
     }
 }

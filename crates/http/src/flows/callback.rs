@@ -50,6 +50,16 @@ pub enum CallbackError {
 pub struct CallbackDone {
     /// The app's redirect URI with `code`, `state` and `iss`.
     pub redirect: String,
+    /// The linking decision's result and reason, for the request's log line.
+    pub result: LoginResult,
+}
+
+/// How a callback ended, logged on the callback request's closing line (one line per request
+/// instead of a second one per login). Put in the response's extensions by the handler.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginResult {
+    pub result: &'static str,
+    pub reason: Option<&'static str>,
 }
 
 /// Where a failed callback may send the person back to: the app that asked, when known.
@@ -163,12 +173,6 @@ pub async fn complete(
         .link_results
         .with_label_values(&[decision.outcome().as_str(), decision.reason().as_str()])
         .inc();
-    tracing::info!(
-        provider = provider.id().as_str(),
-        result = decision.outcome().as_str(),
-        reason = decision.reason().as_str(),
-        "federated login resolved"
-    );
     if let Decision::Refuse { reason } = decision {
         return Err(CallbackError::Refused(reason));
     }
@@ -184,6 +188,10 @@ pub async fn complete(
     }
     Ok(CallbackDone {
         redirect: target.to_string(),
+        result: LoginResult {
+            result: decision.outcome().as_str(),
+            reason: Some(decision.reason().as_str()),
+        },
     })
 }
 
@@ -380,6 +388,16 @@ fn new_user_from(
 }
 
 impl CallbackError {
+    pub fn login_result(&self) -> LoginResult {
+        LoginResult {
+            result: self.outcome(),
+            reason: match self {
+                CallbackError::Refused(reason) => Some(reason.as_str()),
+                _ => None,
+            },
+        }
+    }
+
     /// The result label for metrics and logs.
     pub fn outcome(&self) -> &'static str {
         match self {

@@ -159,10 +159,12 @@ async fn callback(
                 .logins
                 .with_label_values(&[provider_label, "success"])
                 .inc();
-            HttpResponse::SeeOther()
+            let mut response = HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, done.redirect))
                 .cookie(clear)
-                .finish()
+                .finish();
+            response.extensions_mut().insert(done.result);
+            response
         }
         Err(e) => {
             state
@@ -184,6 +186,7 @@ async fn callback(
                 ctx.back.as_deref(),
             );
             let _ = page.add_cookie(&clear);
+            page.extensions_mut().insert(e.login_result());
             page
         }
     }
