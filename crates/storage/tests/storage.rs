@@ -513,11 +513,14 @@ fn a04_login_flow_marks_are_single_use_until_expiry() {
     assert!(login_flows::mark_used(&mut c, b"flow-1", live).unwrap());
     assert!(!login_flows::mark_used(&mut c, b"flow-1", live).unwrap());
     assert!(login_flows::mark_used(&mut c, b"flow-2", live).unwrap());
-    let expired = Timestamp::from_millis(now.as_millis() - 1);
-    assert!(login_flows::mark_used(&mut c, b"flow-3", expired).unwrap());
+    // Expired a few seconds ago: kept (another instance's clock may run behind).
+    let just_expired = Timestamp::from_millis(now.as_millis() - 5_000);
+    assert!(login_flows::mark_used(&mut c, b"flow-3", just_expired).unwrap());
+    let expired = Timestamp::from_millis(now.as_millis() - 3_600_000);
+    assert!(login_flows::mark_used(&mut c, b"flow-4", expired).unwrap());
     let purged = housekeeping::purge_expired(&mut c, now).unwrap();
     assert_eq!(purged.login_flows, 1);
-    assert_eq!(t.count("used_login_flows"), 2);
+    assert_eq!(t.count("used_login_flows"), 3);
     assert!(!login_flows::mark_used(&mut c, b"flow-1", live).unwrap());
 }
 

@@ -9,6 +9,10 @@ use std::time::Duration;
 /// Expired rows are kept this long, so a late replay is still recognised as a replay.
 const GRACE: Duration = Duration::from_secs(24 * 3600);
 
+/// How long a used login flow's mark outlives the flow: more than any clock difference
+/// between instances.
+const FLOW_MARK_GRACE: Duration = Duration::from_secs(600);
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
     pub login_flows: usize,
@@ -25,8 +29,9 @@ pub const BATCH: i64 = 1_000;
 pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, StorageError> {
     let cutoff = now.minus(GRACE).as_millis();
     // A flow cookie past its expiry is refused for being expired: its mark has done its job.
+    // Kept a little longer, so an instance whose clock runs behind still finds it.
     let flows: Vec<(i64, Vec<u8>)> = used_login_flows::table
-        .filter(used_login_flows::expires_at.lt(now.as_millis()))
+        .filter(used_login_flows::expires_at.lt(now.minus(FLOW_MARK_GRACE).as_millis()))
         .order(used_login_flows::expires_at)
         .select((used_login_flows::expires_at, used_login_flows::jti))
         .limit(BATCH)
