@@ -1,6 +1,7 @@
-//! `GET|POST /auth/connect/{provider}/callback`: open and mark used the browser's sealed flow, check state before
-//! anything goes upstream, let the provider validate what it sent, decide who this is (DESIGN
-//! §4) and write the result — user, link, exchange code, audit event — in one transaction.
+//! `GET|POST /auth/connect/{provider}/callback`: open the browser's sealed flow and mark it
+//! used, check state before anything goes upstream, let the provider validate what it sent,
+//! decide who this is (DESIGN §4) and write the result — user, link, exchange code, audit
+//! event — in one transaction.
 
 use crate::flows::login_flow::LoginFlow;
 use crate::params::{ParamError, Params};
