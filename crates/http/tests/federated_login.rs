@@ -172,24 +172,49 @@ async fn a05_a_flow_cookie_altered_or_sealed_elsewhere_is_rejected_before_any_up
         .build()
         .unwrap();
     let url = env.url(&back.location[url::Position::BeforePath..]);
-    for cookie in [altered.as_str(), other.as_str(), "", "AAAA"] {
-        let r = stranger
+    let callback_with = |cookie: &str| {
+        stranger
             .get(&url)
             .header("cookie", format!("braid_flow={cookie}"))
             .send()
-            .await
-            .unwrap();
+    };
+    for cookie in [altered.as_str(), other.as_str(), "", "AAAA"] {
+        let r = callback_with(cookie).await.unwrap();
         assert_eq!(r.status(), 400, "cookie {cookie:?}");
     }
     assert_eq!(env.idp.token_calls(), 0);
     // The genuine cookie still works: nothing above marked it used.
-    let r = stranger
-        .get(&url)
-        .header("cookie", format!("braid_flow={genuine}"))
+    assert_eq!(callback_with(&genuine).await.unwrap().status(), 303);
+}
+
+#[tokio::test]
+async fn a_sign_in_too_large_for_its_cookie_is_refused_with_a_clear_page() {
+    let env = env_with(|s| {
+        s.clients.insert(
+            "long".into(),
+            braid_http::settings::ClientSettings {
+                redirect_uris: vec![format!("https://app.example/{}", "p".repeat(2600))],
+                secret: Some(braid_core::Secret::new(
+                    "a-long-enough-client-secret-0123456789",
+                )),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let r = env
+        .app
+        .client
+        .get(env.url(&format!(
+            "/auth/connect/idp?client_id=long&state={}",
+            "s".repeat(1000)
+        )))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 303);
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("set-cookie").is_none());
+    assert!(r.text().await.unwrap().contains("too large"));
 }
 
 #[tokio::test]
