@@ -299,24 +299,10 @@ async fn a11_every_flow_uses_a_fresh_s256_pkce_challenge_and_sends_the_verifier(
 async fn a12_injected_code_bound_to_another_verifier_is_refused_upstream() {
     let env = env().await;
     // The attacker obtains a code for their own flow (their own PKCE verifier) but never uses it.
-    let attacker = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = attacker
-        .get(env.url(&format!(
-            "/auth/connect/idp?client_id={CLIENT_ID}&redirect_uri={}",
-            enc(REDIRECT_URI)
-        )))
-        .send()
-        .await
-        .unwrap();
+    let (_attacker, attacker_upstream) = start_in_another_browser(&env).await;
     env.idp
         .set_account(account("attacker", "attacker@evil.example", true));
-    let stolen = env
-        .idp
-        .authorize(&url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap())
-        .await;
+    let stolen = env.idp.authorize(&attacker_upstream).await;
     // The victim's genuine flow, with the attacker's code swapped in.
     let upstream = env.start_default().await;
     let victim_state = query_param(&upstream, "state").unwrap();

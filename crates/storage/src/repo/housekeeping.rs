@@ -30,10 +30,10 @@ pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, Storag
     let cutoff = now.minus(GRACE).as_millis();
     // A flow cookie past its expiry is refused for being expired: its mark has done its job.
     // Kept a little longer, so an instance whose clock runs behind still finds it.
-    let flows: Vec<(i64, Vec<u8>)> = used_login_flows::table
+    let flow_expiries: Vec<i64> = used_login_flows::table
         .filter(used_login_flows::expires_at.lt(now.minus(FLOW_MARK_GRACE).as_millis()))
         .order(used_login_flows::expires_at)
-        .select((used_login_flows::expires_at, used_login_flows::jti))
+        .select(used_login_flows::expires_at)
         .limit(BATCH)
         .load(conn)?;
     let codes: Vec<Vec<u8>> = exchange_codes::table
@@ -53,9 +53,9 @@ pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, Storag
         .limit(BATCH)
         .load(conn)?;
     Ok(Purged {
-        login_flows: match flows.last() {
-            // Marks are ordered by expiry: everything up to the batch's last one.
-            Some((last_expiry, _)) => diesel::delete(
+        login_flows: match flow_expiries.last() {
+            // Marks are keyed by expiry first: everything up to the batch's last one.
+            Some(last_expiry) => diesel::delete(
                 used_login_flows::table.filter(used_login_flows::expires_at.le(last_expiry)),
             )
             .execute(conn)?,
