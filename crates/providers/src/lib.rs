@@ -20,6 +20,7 @@ pub mod preset;
 mod preset_endpoints;
 pub mod provider;
 pub mod registry;
+mod self_hosted;
 pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
