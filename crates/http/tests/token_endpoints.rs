@@ -277,7 +277,7 @@ async fn f11_token_responses_are_uncacheable_json() {
         .unwrap();
     assert_eq!(
         error_json(wrong_type).await,
-        (400, "invalid_request".into())
+        (415, "invalid_request".into())
     );
     let unsupported = env
         .app
