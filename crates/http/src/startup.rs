@@ -3,6 +3,7 @@
 use crate::clients::Clients;
 use crate::flows::login_flow;
 use crate::keys::{self, KeyError};
+use crate::limits::MAX_BODY_BYTES;
 use crate::metrics::Metrics;
 use crate::pages::Pages;
 use crate::settings::Settings;
@@ -51,9 +52,6 @@ pub struct Application {
     port: u16,
     server: Server,
 }
-
-/// Request bodies larger than this are refused before any handler runs.
-const MAX_BODY_BYTES: usize = 16 * 1024;
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
