@@ -10,6 +10,7 @@ pub mod oauth_error;
 pub mod pages;
 pub mod params;
 pub mod problem;
+pub mod provider_check;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -1,7 +1,8 @@
 //! Prometheus counters, served at `/metrics`.
 
 use actix_web::{HttpResponse, web};
-use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use braid_providers::{ProviderRegistry, ProviderStatus};
+use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
     registry: Registry,
@@ -11,6 +12,8 @@ pub struct Metrics {
     pub logins: IntCounterVec,
     /// Token endpoint results by endpoint and outcome.
     pub token_requests: IntCounterVec,
+    /// Each provider's status, one series per state (1 for the current one, else 0).
+    provider_status: IntGaugeVec,
 }
 
 impl Metrics {
@@ -37,6 +40,14 @@ impl Metrics {
             ),
             &["endpoint", "outcome"],
         )?;
+        let provider_status = IntGaugeVec::new(
+            Opts::new(
+                "provider_status",
+                "Each provider's state as Braid last found it (1 = the current state): ready, misconfigured, unreachable, unchecked or disabled",
+            ),
+            &["provider", "state"],
+        )?;
+        registry.register(Box::new(provider_status.clone()))?;
         registry.register(Box::new(link_results.clone()))?;
         registry.register(Box::new(logins.clone()))?;
         registry.register(Box::new(token_requests.clone()))?;
@@ -45,7 +56,20 @@ impl Metrics {
             link_results,
             logins,
             token_requests,
+            provider_status,
         })
+    }
+
+    /// Read at scrape time: the providers keep their own state.
+    pub fn observe_providers(&self, providers: &ProviderRegistry) {
+        for provider in providers.iter() {
+            let current = provider.status();
+            for state in ProviderStatus::ALL {
+                self.provider_status
+                    .with_label_values(&[provider.id().as_str(), state.as_str()])
+                    .set(i64::from(state == current));
+            }
+        }
     }
 
     pub fn render(&self) -> String {
@@ -58,6 +82,7 @@ impl Metrics {
 }
 
 pub async fn metrics(state: web::Data<crate::state::AppState>) -> HttpResponse {
+    state.metrics.observe_providers(&state.providers);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())

@@ -15,7 +15,8 @@ use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpMessage, HttpServer, web};
-use braid_core::linking::LinkPolicy;
+use braid_core::linking::{LinkPolicy, MatchBy};
+use braid_providers::{MatchedClaims, ProviderError, ProviderRegistry, RegistryOptions};
 use braid_storage::repo::keys as key_repo;
 use braid_storage::{Database, StorageError};
 use std::net::TcpListener;
@@ -69,6 +70,7 @@ impl Application {
         crate::housekeeping::spawn(state.db.clone());
         let provider_ids: Vec<String> = state.providers.ids().map(ToString::to_string).collect();
         let state = web::Data::new(state);
+        crate::provider_check::spawn(state.clone().into_inner());
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -152,10 +154,7 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
     let access_ttl = Duration::from_secs(settings.tokens.access_token_ttl + 60);
     let keys = KeyRing::load(db.clone(), access_ttl).await?;
     tracing::debug!(kid = %kid, "signing key ready");
-    let providers = braid_providers::ProviderRegistry::new(
-        &settings.federated_login.providers,
-        &settings.server.public_url(),
-    )?;
+    let providers = provider_registry(&settings)?;
     tracing::debug!(ms = started.elapsed().as_millis(), "providers ready");
     let clients = Clients::from_settings(&settings.clients);
     let linking = &settings.account_linking;
@@ -181,6 +180,22 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
         link_policy,
         settings,
     })
+}
+
+/// The configured providers, as `serve` and `check-config --providers` build them.
+pub fn provider_registry(settings: &Settings) -> Result<ProviderRegistry, ProviderError> {
+    let match_by = &settings.account_linking.match_by;
+    ProviderRegistry::with_options(
+        &settings.federated_login.providers,
+        &settings.server.public_url(),
+        RegistryOptions {
+            matched_claims: MatchedClaims {
+                email: match_by.contains(&MatchBy::Email),
+                phone: match_by.contains(&MatchBy::Phone),
+            },
+            ..RegistryOptions::default()
+        },
+    )
 }
 
 fn security_headers() -> DefaultHeaders {

@@ -84,6 +84,22 @@ impl ProviderError {
         matches!(self, ProviderError::Unavailable(_))
     }
 
+    /// The provider cannot be used as it is configured: its metadata does not fit Braid's
+    /// settings (issuer, keys, algorithms, endpoints), a setting is unusable, or the token
+    /// endpoint does not know Braid's client credentials. An operator has to change
+    /// something, here or at the provider; the person signing in cannot.
+    pub fn is_misconfigured(&self) -> bool {
+        match self {
+            ProviderError::Config(_) | ProviderError::Metadata(_) | ProviderError::InsecureUrl => {
+                true
+            }
+            ProviderError::TokenRefused(code) => {
+                code == "invalid_client" || code == "unauthorized_client"
+            }
+            _ => false,
+        }
+    }
+
     /// The upstream document refused for a repeated member name, if that is what happened.
     pub fn duplicate_member_in(&self) -> Option<Document> {
         match self {
@@ -137,6 +153,26 @@ pub enum IdTokenError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misconfigurations_are_what_only_an_operator_can_mend() {
+        for operator in [
+            ProviderError::Metadata("issuer".into()),
+            ProviderError::Config("x".into()),
+            ProviderError::TokenRefused("invalid_client".into()),
+            ProviderError::TokenRefused("unauthorized_client".into()),
+        ] {
+            assert!(operator.is_misconfigured(), "{operator}");
+        }
+        for other in [
+            ProviderError::Unavailable("timeout".into()),
+            ProviderError::TokenRefused("invalid_grant".into()),
+            ProviderError::IdToken(IdTokenError::Signature),
+            ProviderError::DuplicateMember(Document::TokenResponse),
+        ] {
+            assert!(!other.is_misconfigured(), "{other}");
+        }
+    }
 
     #[test]
     fn only_transport_failures_count_as_unavailable() {

@@ -30,7 +30,12 @@ enum Command {
     /// Apply pending database migrations and exit.
     Migrate,
     /// Validate the configuration: one line per problem, non-zero exit if any.
-    CheckConfig,
+    CheckConfig {
+        /// Also fetch each enabled provider's discovery document and keys, and report
+        /// providers that cannot be used as configured (non-zero exit if any).
+        #[arg(long)]
+        providers: bool,
+    },
     /// Exit 0 when this instance's /readyz answers 200 (for container health checks).
     Healthcheck,
     /// Manage signing keys.
@@ -62,7 +67,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::CheckConfig => check_config(&settings),
+        Command::CheckConfig { providers } => check_config(&settings, providers),
         Command::Migrate => run_blocking(|| migrate(&settings)),
         Command::Keys {
             action: KeysAction::Rotate,
@@ -73,14 +78,61 @@ fn main() -> ExitCode {
 }
 
 #[allow(clippy::print_stdout)]
-fn check_config(settings: &Settings) -> ExitCode {
+fn check_config(settings: &Settings, providers: bool) -> ExitCode {
     println!(
         "configuration OK: {} provider(s), {} client(s), database {}",
         settings.federated_login.providers.len(),
         settings.clients.len(),
         braid_storage::redact(&settings.database.url)
     );
-    ExitCode::SUCCESS
+    if !providers {
+        return ExitCode::SUCCESS;
+    }
+    let problems = match check_providers(settings) {
+        Ok(problems) => problems,
+        Err(e) => {
+            eprintln!("braid: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("braid: {problems} provider(s) cannot be used as configured");
+        ExitCode::FAILURE
+    }
+}
+
+/// Fetches what each enabled provider publishes, one line per provider; returns how many
+/// failed.
+#[allow(clippy::print_stdout)]
+fn check_providers(settings: &Settings) -> Result<usize, String> {
+    let registry = braid_http::startup::provider_registry(settings).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let mut problems = 0;
+    for provider in registry.iter() {
+        let id = provider.id();
+        if !provider.enabled() {
+            println!("provider {id}: disabled, not checked");
+            continue;
+        }
+        match runtime.block_on(provider.check()) {
+            Ok(()) => println!("provider {id}: ready"),
+            Err(e) => {
+                problems += 1;
+                let state = if e.is_upstream_unavailable() {
+                    "unreachable"
+                } else {
+                    "misconfigured"
+                };
+                println!("provider {id}: {state}: {e}");
+            }
+        }
+    }
+    Ok(problems)
 }
 
 fn run_blocking(f: impl FnOnce() -> Result<(), String>) -> ExitCode {

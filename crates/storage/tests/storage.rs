@@ -19,6 +19,7 @@ fn identity(provider: &str, subject: &str, email: &str) -> FederatedIdentity {
         emails: vec![VerifiableEmail {
             email: Email::parse(email).unwrap(),
             verified: true,
+            provider_verified: true,
         }],
         phones: vec![],
         profile: Profile {

@@ -83,6 +83,7 @@ fn render(
             "provider": i.provider,
             "subject": i.subject,
             "email": i.snapshot.emails.first().map(|e| e.email.as_str()),
+            "email_verified": i.snapshot.emails.first().map(|e| e.provider_verified),
             "created_at": i.created_at.as_secs(),
             "last_login_at": i.last_login_at.as_secs(),
         })).collect::<Vec<_>>(),

@@ -87,13 +87,17 @@ async fn connect_start(
                 _ => StatusCode::BAD_REQUEST,
             };
             if status.is_server_error() {
-                tracing::error!(error = %e, "sign-in could not start");
+                tracing::error!(provider = %provider, error = %e, "sign-in could not start");
             } else {
-                tracing::info!(error = %e, "sign-in refused at start");
+                tracing::info!(provider = %provider, error = %e, "sign-in refused at start");
             }
             let message = match &e {
-                ConnectError::Upstream(_) => "The sign-in provider cannot be reached right now. Please try again in a moment.".to_owned(),
-                ConnectError::Random(_) => "Sign-in is unavailable right now. Please try again in a moment.".to_owned(),
+                ConnectError::Upstream(u) if u.is_misconfigured() => MISCONFIGURED.to_owned(),
+                ConnectError::Upstream(u) if u.is_upstream_unavailable() => UNREACHABLE.to_owned(),
+                ConnectError::Upstream(_) => UNVERIFIABLE.to_owned(),
+                ConnectError::Random(_) => {
+                    "Sign-in is unavailable right now. Please try again in a moment.".to_owned()
+                }
                 other => format!("This sign-in link is not valid: {other}."),
             };
             state
@@ -194,6 +198,12 @@ async fn callback(
     }
 }
 
+const UNREACHABLE: &str =
+    "The sign-in provider cannot be reached right now. Please try again in a moment.";
+/// Nothing the person can do: the log line beside it tells the operator what to change.
+const MISCONFIGURED: &str = "This sign-in method is misconfigured, so it cannot be used right now. Please use another one or try again later; the site's operator can see the cause in Braid's log.";
+const UNVERIFIABLE: &str = "The sign-in provider's answer could not be verified.";
+
 fn describe_callback_error(e: &CallbackError) -> (StatusCode, String) {
     use CallbackError as E;
     match e {
@@ -206,10 +216,9 @@ fn describe_callback_error(e: &CallbackError) -> (StatusCode, String) {
         E::BadParams(p) => (StatusCode::BAD_REQUEST, format!("The answer from the sign-in provider is malformed: {p}.")),
         E::CodeAndError | E::MissingCode => (StatusCode::BAD_REQUEST, "The answer from the sign-in provider is malformed.".into()),
         E::ProviderRefused(why) => (StatusCode::BAD_REQUEST, format!("The sign-in provider did not sign you in ({why}).")),
-        E::Upstream(u) if u.is_upstream_unavailable() => {
-            (StatusCode::BAD_GATEWAY, "The sign-in provider cannot be reached right now. Please try again in a moment.".into())
-        }
-        E::Upstream(_) => (StatusCode::BAD_REQUEST, "The sign-in provider's answer could not be verified.".into()),
+        E::Upstream(u) if u.is_upstream_unavailable() => (StatusCode::BAD_GATEWAY, UNREACHABLE.into()),
+        E::Upstream(u) if u.is_misconfigured() => (StatusCode::BAD_GATEWAY, MISCONFIGURED.into()),
+        E::Upstream(_) => (StatusCode::BAD_REQUEST, UNVERIFIABLE.into()),
         E::Refused(Reason::LinkOnlyProvider) => {
             (StatusCode::FORBIDDEN, "This provider can only be connected to an account you are signed in to, not used to sign in.".into())
         }
