@@ -234,3 +234,59 @@ async fn healthcheck_reports_readiness_of_the_local_instance() {
         String::from_utf8_lossy(&up.stderr)
     );
 }
+
+/// A config file with one `oidc` provider at `issuer`.
+fn provider_config(dir: &Path, issuer: &str) -> std::path::PathBuf {
+    let path = dir.join("braid.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[federated_login.providers.corp]\npreset = \"oidc\"\nissuer = \"{issuer}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+            braid_providers::testing::CLIENT_ID,
+            braid_providers::testing::CLIENT_SECRET,
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_providers_fetches_each_provider_and_fails_on_a_misconfigured_one() {
+    let idp = braid_providers::testing::FakeIdp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = provider_config(dir.path(), &idp.issuer());
+    let run = |config: &Path| {
+        braid(dir.path())
+            .args(["check-config", "--providers", "--config"])
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::block_in_place(|| run(&config));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("provider corp: ready"), "{stdout}");
+    assert_eq!(idp.discovery_calls(), 1);
+
+    idp.set_metadata_issuer("https://evil.example");
+    let out = tokio::task::block_in_place(|| run(&config));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("provider corp: misconfigured:")
+            && stdout.contains("\"https://evil.example\"")
+            && stdout.contains("set issuer"),
+        "{stdout}"
+    );
+
+    // Without --providers nothing is fetched.
+    let out = tokio::task::block_in_place(|| {
+        braid(dir.path())
+            .args(["check-config", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    });
+    assert!(out.status.success());
+    assert_eq!(idp.discovery_calls(), 2);
+}
