@@ -290,3 +290,62 @@ async fn check_config_providers_fetches_each_provider_and_fails_on_a_misconfigur
     assert!(out.status.success());
     assert_eq!(idp.discovery_calls(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_member_in_a_providers_document_is_logged_at_warn_with_provider_and_document() {
+    use braid_providers::Document;
+    use braid_providers::testing::{FakeIdp, RepeatMember};
+    use std::io::BufRead;
+
+    let idp = FakeIdp::start().await;
+    idp.repeat_member_in_metadata(RepeatMember::top(
+        Document::Discovery,
+        r#""token_endpoint":"https://evil.example/token""#,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let config = provider_config(dir.path(), &idp.issuer());
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Running(
+        braid(dir.path())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("BRAID_SERVER__PORT", port.to_string())
+            .env("BRAID_LOG__FORMAT", "json")
+            .spawn()
+            .unwrap(),
+    );
+    // The start-up check reads the discovery document without anyone signing in.
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let warning = loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(remaining)
+            .expect("a WARN line about the repeated member within 20 s");
+        if line.contains("names a member twice") {
+            break serde_json::from_str::<serde_json::Value>(&line).unwrap();
+        }
+    };
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert_eq!(warning["fields"]["provider"], "corp", "{warning}");
+    assert_eq!(
+        warning["fields"]["document"], "discovery document",
+        "{warning}"
+    );
+    assert_eq!(idp.authorize_calls(), 0);
+}
