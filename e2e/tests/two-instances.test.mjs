@@ -120,6 +120,13 @@ async function post(instance, path, form) {
   return { status: res.status, body: await res.json() };
 }
 
+/** Redeems an exchange code at `instance`; the token response. */
+async function redeem(instance, code) {
+  const r = await post(instance, '/auth/exchange-code', { grant_type: 'authorization_code', code, redirect_uri: env.app.redirectUri });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body;
+}
+
 async function me(instance, accessToken) {
   const res = await fetch(`${instance.url}/auth/me`, { headers: { authorization: `Bearer ${accessToken}` } });
   return { status: res.status, body: await res.json() };
@@ -138,13 +145,7 @@ braidTest('a sign-in started on the first instance finishes on the second and it
   const browser = new Browser();
   const callback = await signInUpstream(browser, env.first, 'idp', ACCOUNT);
   const code = await codeFrom(await browser.request(at(env.second, callback)));
-  const redeemed = await post(env.first, '/auth/exchange-code', {
-    grant_type: 'authorization_code',
-    code,
-    redirect_uri: env.app.redirectUri,
-  });
-  assert.equal(redeemed.status, 200, JSON.stringify(redeemed.body));
-  tokens = redeemed.body;
+  tokens = await redeem(env.first, code);
   for (const instance of [env.first, env.second]) {
     const profile = await me(instance, tokens.access_token);
     assert.equal(profile.status, 200, JSON.stringify(profile.body));
@@ -197,13 +198,8 @@ braidTest('a provider that signs its ID tokens with ES256 works with no id_token
   const browser = new Browser();
   const callback = await signInUpstream(browser, env.second, 'idp-es', ES_ACCOUNT);
   const code = await codeFrom(await browser.request(at(env.second, callback)));
-  const redeemed = await post(env.second, '/auth/exchange-code', {
-    grant_type: 'authorization_code',
-    code,
-    redirect_uri: env.app.redirectUri,
-  });
-  assert.equal(redeemed.status, 200, JSON.stringify(redeemed.body));
-  const profile = await me(env.first, redeemed.body.access_token);
+  const redeemed = await redeem(env.second, code);
+  const profile = await me(env.first, redeemed.access_token);
   assert.equal(profile.body.identities[0].provider, 'idp-es');
   assert.equal(profile.body.identities[0].subject, ES_ACCOUNT);
 });

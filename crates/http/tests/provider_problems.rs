@@ -41,31 +41,6 @@ async fn a_provider_announcing_another_issuer_is_reported_before_anyone_signs_in
 }
 
 #[tokio::test]
-async fn a_person_meets_a_misconfigured_page_not_try_again() {
-    let env = env_with_idp(
-        |idp| idp.set_metadata_issuer("https://evil.example"),
-        |_| {},
-    )
-    .await;
-    let r = env
-        .app
-        .client
-        .get(env.url(&format!(
-            "/auth/connect/idp?client_id={CLIENT_ID}&redirect_uri={}",
-            enc(REDIRECT_URI)
-        )))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 502);
-    assert!(r.headers().get("location").is_none());
-    let page = r.text().await.unwrap();
-    assert!(page.contains("misconfigured"), "{page}");
-    assert!(!page.contains("try again in a moment"), "{page}");
-    assert_eq!(env.idp.authorize_calls(), 0);
-}
-
-#[tokio::test]
 async fn a_token_endpoint_that_refuses_braids_client_is_a_misconfiguration() {
     let env = env_with(|s| {
         let p = s.federated_login.providers.get_mut("idp").unwrap();

@@ -198,6 +198,13 @@ impl Env {
             .unwrap()
     }
 
+    /// `/auth/me` for the access token of a token response, as JSON.
+    pub async fn profile(&self, tokens: &Value) -> Value {
+        let r = self.me(tokens["access_token"].as_str().unwrap()).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
     /// The user id Braid signed in (the `sub` of the access token, via /auth/me).
     pub async fn user_of(&self, tokens: &Value) -> String {
         let me: Value = self
