@@ -139,3 +139,42 @@ fn a_password_hash_is_set_replaced_and_swapped_only_while_unchanged() {
     );
     assert_eq!(t.count("credentials"), 1);
 }
+
+#[test]
+fn redeeming_an_exchange_code_returns_its_users_external_id() {
+    use braid_storage::repo::exchange_codes::{self, NewExchangeCode};
+    let t = TestDb::new().unwrap();
+    let mut c = t.db.conn().unwrap();
+    let now = Timestamp::now();
+    let Imported::Created(user) =
+        users::import(&mut c, &imported("42", "ann@example.com", true), now).unwrap()
+    else {
+        panic!("created");
+    };
+    let plain = users::create(&mut c, &NewUser::default(), now).unwrap();
+    for (hash, user_id) in [(b"imported", &user.id), (b"plain-u1", &plain.id)] {
+        exchange_codes::insert(
+            &mut c,
+            &NewExchangeCode {
+                code_hash: hash.to_vec(),
+                client_id: "app".into(),
+                redirect_uri: "https://app.example/cb".into(),
+                code_challenge: None,
+                code_challenge_method: None,
+                user_id: user_id.clone(),
+                auth_context: "{}".into(),
+                created_at: now,
+                expires_at: now.plus(std::time::Duration::from_secs(60)),
+            },
+        )
+        .unwrap();
+    }
+    let consumed = exchange_codes::consume(&mut c, b"imported", now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(consumed.external_id.as_deref(), Some("42"));
+    let consumed = exchange_codes::consume(&mut c, b"plain-u1", now)
+        .unwrap()
+        .unwrap();
+    assert_eq!(consumed.external_id, None);
+}
