@@ -1,6 +1,7 @@
 //! The whole configuration, section by section. Each section knows its defaults and the
 //! problems an operator can fix; loading the layers (file, environment) is the server's job.
 
+use crate::limiter::LimitSettings;
 use braid_core::Secret;
 pub use braid_core::linking::{ConflictAction, MatchBy, OnAmbiguity, Resolution};
 use braid_providers::ProviderSettings;
@@ -22,6 +23,7 @@ pub struct Settings {
     pub sessions: SessionSettings,
     pub smtp: SmtpSettings,
     pub sms: SmsSettings,
+    pub limits: LimitSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,6 +300,7 @@ impl Settings {
         out.extend(self.linking_problems());
         out.extend(self.session_problems());
         out.extend(self.delivery_problems());
+        out.extend(self.limits.problems());
         out
     }
 

@@ -3,6 +3,7 @@
 use crate::clients::Clients;
 use crate::flows::login_flow;
 use crate::keys::{self, KeyError};
+use crate::limiter::Limiter;
 use crate::limits::MAX_BODY_BYTES;
 use crate::metrics::Metrics;
 use crate::pages::Pages;
@@ -167,6 +168,7 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
     };
     let flow_sealer = Sealer::new(&session_key, login_flow::PURPOSE)?;
     Ok(AppState {
+        limiter: Limiter::new(db.clone(), settings.limits.clone()),
         db,
         flow_sealer,
         session_key,

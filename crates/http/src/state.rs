@@ -1,4 +1,5 @@
 use crate::clients::Clients;
+use crate::limiter::Limiter;
 use crate::metrics::Metrics;
 use crate::pages::Pages;
 use crate::settings::Settings;
@@ -26,4 +27,6 @@ pub struct AppState {
     pub issuer: String,
     pub cookie_secure: bool,
     pub link_policy: LinkPolicy,
+    /// Password-guessing limits shared through the database.
+    pub limiter: Limiter,
 }

@@ -1,6 +1,7 @@
 //! `braid`: the identity broker's command line.
 
 mod config;
+mod import;
 mod telemetry;
 
 use braid_http::{Application, Settings};
@@ -43,6 +44,27 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// Import an app's existing users from a JSON Lines file, one user per line:
+    /// {"external_id": "42", "display_name": "Ann", "emails": [{"email": "ann@example.com",
+    /// "verified": true}], "phones": [{"phone": "+12025550100", "verified": false}],
+    /// "password_hash": "$2b$12$…"}. Every line is checked first; nothing is written if one is
+    /// bad. Users whose external_id exists are left as they are, so re-running is harmless.
+    Import {
+        /// The JSON Lines file.
+        file: PathBuf,
+        /// Import the valid lines even when some are bad (those are reported and skipped).
+        #[arg(long)]
+        skip_invalid: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -73,6 +95,9 @@ fn main() -> ExitCode {
             action: KeysAction::Rotate,
         } => run_blocking(|| rotate_keys(&settings)),
         Command::Healthcheck => run_blocking(|| healthcheck(&settings)),
+        Command::Users {
+            action: UsersAction::Import { file, skip_invalid },
+        } => import_users(&settings, &file, skip_invalid),
         Command::Serve => serve(settings),
     }
 }
@@ -162,6 +187,35 @@ fn rotate_keys(settings: &Settings) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     println!("new signing key {} ({}) is active", key.kid, key.alg);
     Ok(())
+}
+
+/// `braid users import`: the summary on stdout, each bad line on stderr; exit 1 if any line
+/// was bad (written or not).
+#[allow(clippy::print_stdout)]
+fn import_users(settings: &Settings, file: &std::path::Path, skip_invalid: bool) -> ExitCode {
+    let run = || -> Result<import::Summary, String> {
+        let db = Database::connect(&settings.database).map_err(|e| e.to_string())?;
+        if settings.server.migrate_on_start {
+            db.migrate().map_err(|e| e.to_string())?;
+        } else if db.has_pending_migrations().map_err(|e| e.to_string())? {
+            return Err("the database is not migrated; run `braid migrate` first".into());
+        }
+        import::run(&db, file, skip_invalid, &mut std::io::stderr())
+    };
+    match run() {
+        Ok(summary) => {
+            println!("{summary}");
+            if summary.invalid == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("braid: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A plain HTTP/1.0 GET on loopback: the runtime image has no curl, and this needs no TLS.

@@ -8,6 +8,7 @@ diesel::table! {
         is_admin -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        external_id -> Nullable<Text>,
     }
 }
 
@@ -203,6 +204,7 @@ diesel::table! {
         bucket -> Text,
         window_start -> BigInt,
         hits -> Integer,
+        expires_at -> BigInt,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Removing one-time rows nobody can use any more, so tables stay the size of the live traffic.
 
+use crate::repo::rate_limits;
 use crate::schema::{exchange_codes, refresh_tokens, revoked_access_tokens, used_login_flows};
 use crate::{DbConn, StorageError};
 use braid_core::Timestamp;
@@ -19,6 +20,7 @@ pub struct Purged {
     pub exchange_codes: usize,
     pub refresh_tokens: usize,
     pub revoked_access_tokens: usize,
+    pub rate_limits: usize,
 }
 
 /// Rows deleted per table and statement: a purge holds the write lock for a bounded time.
@@ -73,6 +75,7 @@ pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, Storag
             revoked_access_tokens::table.filter(revoked_access_tokens::jti.eq_any(&revoked)),
         )
         .execute(conn)?,
+        rate_limits: rate_limits::purge_expired(conn, now, BATCH)?,
     })
 }
 
@@ -84,6 +87,7 @@ impl Purged {
             || full(self.exchange_codes)
             || full(self.refresh_tokens)
             || full(self.revoked_access_tokens)
+            || full(self.rate_limits)
     }
 
     pub fn add(&mut self, other: Purged) {
@@ -91,5 +95,6 @@ impl Purged {
         self.exchange_codes += other.exchange_codes;
         self.refresh_tokens += other.refresh_tokens;
         self.revoked_access_tokens += other.revoked_access_tokens;
+        self.rate_limits += other.rate_limits;
     }
 }
