@@ -11,6 +11,7 @@ pub mod housekeeping;
 pub mod identities;
 pub mod keys;
 pub mod login_flows;
+pub mod outbox;
 pub mod refresh_tokens;
 pub mod revoked_access_tokens;
 pub mod users;
