@@ -7,6 +7,7 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod oauth_error;
+pub mod outbox;
 pub mod pages;
 pub mod params;
 pub mod problem;
