@@ -1,5 +1,6 @@
 use crate::clients::Clients;
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::pages::Pages;
 use crate::settings::Settings;
 use crate::tokens::keyring::KeyRing;
@@ -26,4 +27,6 @@ pub struct AppState {
     pub issuer: String,
     pub cookie_secure: bool,
     pub link_policy: LinkPolicy,
+    /// Email and SMS: message builders, `can_send`, and the worker's wake-up.
+    pub outbox: Arc<Outbox>,
 }
