@@ -8,6 +8,7 @@ pub mod limiter;
 pub mod limits;
 pub mod metrics;
 pub mod oauth_error;
+pub mod outbox;
 pub mod pages;
 pub mod params;
 pub mod passwords;

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use braid_providers::{ProviderRegistry, ProviderStatus};
-use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
     registry: Registry,
@@ -14,6 +14,10 @@ pub struct Metrics {
     pub token_requests: IntCounterVec,
     /// Each provider's status, one series per state (1 for the current one, else 0).
     provider_status: IntGaugeVec,
+    /// Outbox deliveries by channel and outcome (sent, failed, gave_up).
+    pub outbox_messages: IntCounterVec,
+    /// Messages neither sent nor given up, as the outbox worker last counted them.
+    pub outbox_pending: IntGauge,
 }
 
 impl Metrics {
@@ -47,6 +51,19 @@ impl Metrics {
             ),
             &["provider", "state"],
         )?;
+        let outbox_messages = IntCounterVec::new(
+            Opts::new(
+                "outbox_messages_total",
+                "Email and SMS delivery attempts by channel and outcome: sent, failed (will retry), gave_up",
+            ),
+            &["channel", "outcome"],
+        )?;
+        let outbox_pending = IntGauge::new(
+            "outbox_pending",
+            "Messages in the outbox neither sent nor given up",
+        )?;
+        registry.register(Box::new(outbox_messages.clone()))?;
+        registry.register(Box::new(outbox_pending.clone()))?;
         registry.register(Box::new(provider_status.clone()))?;
         registry.register(Box::new(link_results.clone()))?;
         registry.register(Box::new(logins.clone()))?;
@@ -57,6 +74,8 @@ impl Metrics {
             logins,
             token_requests,
             provider_status,
+            outbox_messages,
+            outbox_pending,
         })
     }
 

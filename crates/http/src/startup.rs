@@ -6,6 +6,7 @@ use crate::keys::{self, KeyError};
 use crate::limiter::Limiter;
 use crate::limits::MAX_BODY_BYTES;
 use crate::metrics::Metrics;
+use crate::outbox::{Outbox, OutboxError};
 use crate::pages::Pages;
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -48,6 +49,8 @@ pub enum StartupError {
     Metrics(#[from] prometheus::Error),
     #[error("cookie key: {0}")]
     CookieKey(#[from] KeyDerivationError),
+    #[error("email and SMS: {0}")]
+    Outbox(#[from] OutboxError),
 }
 
 pub struct Application {
@@ -69,6 +72,8 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr, source })?
             .port();
         crate::housekeeping::spawn(state.db.clone());
+        crate::outbox::worker::Worker::new(state.db.clone(), state.outbox.clone(), &state.metrics)
+            .spawn();
         let provider_ids: Vec<String> = state.providers.ids().map(ToString::to_string).collect();
         let state = web::Data::new(state);
         crate::provider_check::spawn(state.clone().into_inner());
@@ -180,6 +185,7 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
         issuer: settings.issuer(),
         cookie_secure: settings.cookie_secure(),
         link_policy,
+        outbox: Arc::new(Outbox::from_settings(&settings)?),
         settings,
     })
 }

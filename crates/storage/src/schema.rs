@@ -196,6 +196,8 @@ diesel::table! {
         next_attempt_at -> BigInt,
         sent_at -> Nullable<BigInt>,
         last_error -> Nullable<Text>,
+        html_body -> Nullable<Text>,
+        gave_up_at -> Nullable<BigInt>,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod flow;
 pub mod raw;
+pub mod smtp_sink;
 
 use braid_http::{Application, Settings};
 use braid_storage::test_support::TestDb;

@@ -13,6 +13,7 @@ pub mod identities;
 pub mod keys;
 pub mod login_flows;
 pub mod rate_limits;
+pub mod outbox;
 pub mod refresh_tokens;
 pub mod revoked_access_tokens;
 pub mod users;
