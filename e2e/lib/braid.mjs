@@ -2,10 +2,11 @@
 // `braid serve --config FILE`, waits (bounded) for GET /readyz = 200, and stops it with SIGTERM
 // (SIGKILL after 5 s).
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { sleep } from './util.mjs';
 
 const READY_TIMEOUT_MS = Number(process.env.BRAID_E2E_READY_TIMEOUT_MS) || 30_000;
@@ -39,6 +40,13 @@ export function braidBinFromEnv(env = process.env) {
     throw new Error(`BRAID_E2E_BIN=${bin}: not executable`);
   }
   return abs;
+}
+
+/** Why the Braid tests are skipped (BRAID_E2E_SKIP_BRAID=1 with no binary), or false. */
+export function braidSkipReason(env = process.env) {
+  return !env.BRAID_E2E_BIN && env.BRAID_E2E_SKIP_BRAID === '1'
+    ? 'BRAID_E2E_SKIP_BRAID=1 and BRAID_E2E_BIN unset: Braid end-to-end tests skipped on purpose'
+    : false;
 }
 
 /** A TOML basic string. */
@@ -162,7 +170,7 @@ export async function startBraid({ bin, port, providers, clients, resolution, da
     return exited;
   }
 
-  const handle = { url: ownUrl, publicUrl, port, configPath, dir, databaseUrl: dbUrl, output: () => output, stop, child };
+  const handle = { bin, url: ownUrl, publicUrl, port, configPath, dir, databaseUrl: dbUrl, output: () => output, stop, child };
 
   // Bounded wait for readiness; a process that exits early fails at once.
   const deadline = Date.now() + READY_TIMEOUT_MS;
@@ -184,4 +192,20 @@ export async function startBraid({ bin, port, providers, clients, resolution, da
     : `GET ${ownUrl}/readyz did not answer 200 within ${READY_TIMEOUT_MS} ms (last: ${last})`;
   await stop();
   throw new Error(`${why}\nconfig (${configPath}; kept only with BRAID_E2E_KEEP_TMP=1):\n${text}\n--- braid output ---\n${output || '(none)'}`);
+}
+
+/**
+ * `braid users import` with the instance's config: writes `users` (objects as in the README's
+ * "Bring your existing users") as JSON Lines into the instance's temp dir. Throws with braid's
+ * output when the import fails.
+ */
+export async function importUsers(braid, users) {
+  const file = path.join(braid.dir, `users-${Date.now()}.jsonl`);
+  writeFileSync(file, users.map((u) => `${JSON.stringify(u)}\n`).join(''), { mode: 0o600 });
+  try {
+    const { stdout } = await promisify(execFile)(braid.bin, ['users', 'import', file, '--config', braid.configPath]);
+    return stdout;
+  } catch (err) {
+    throw new Error(`braid users import failed (exit ${err.code}):\n${err.stdout}${err.stderr}`);
+  }
 }

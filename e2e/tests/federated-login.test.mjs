@@ -9,14 +9,11 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose';
 import { startIdp } from '../lib/idp.mjs';
-import { braidBinFromEnv, startBraid } from '../lib/braid.mjs';
+import { braidBinFromEnv, braidSkipReason, startBraid } from '../lib/braid.mjs';
 import { Browser, idpLogin } from '../lib/browser.mjs';
 import { basicAuth, freePort, randomToken } from '../lib/util.mjs';
 
-const SKIP =
-  !process.env.BRAID_E2E_BIN && process.env.BRAID_E2E_SKIP_BRAID === '1'
-    ? 'BRAID_E2E_SKIP_BRAID=1 and BRAID_E2E_BIN unset: Braid end-to-end tests skipped on purpose'
-    : false;
+const SKIP = braidSkipReason();
 
 const APP = 'demo-app';
 const TEST_TIMEOUT_MS = 60_000;

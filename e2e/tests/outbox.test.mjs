@@ -13,16 +13,13 @@ import { execFile, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import { promisify } from 'node:util';
-import { braidBinFromEnv, startBraid, tomlString } from '../lib/braid.mjs';
+import { braidBinFromEnv, braidSkipReason, startBraid, tomlString } from '../lib/braid.mjs';
 import { SmtpServer } from '../lib/smtp.mjs';
 import { freePort, randomToken, sleep } from '../lib/util.mjs';
 
 const run = promisify(execFile);
 
-const SKIP_BRAID =
-  !process.env.BRAID_E2E_BIN && process.env.BRAID_E2E_SKIP_BRAID === '1'
-    ? 'BRAID_E2E_SKIP_BRAID=1 and BRAID_E2E_BIN unset: Braid end-to-end tests skipped on purpose'
-    : false;
+const SKIP_BRAID = braidSkipReason();
 
 const USER = 'braid';
 const PASSWORD = randomToken(18);

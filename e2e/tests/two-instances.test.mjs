@@ -6,14 +6,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startIdp } from '../lib/idp.mjs';
-import { braidBinFromEnv, startBraid } from '../lib/braid.mjs';
+import { braidBinFromEnv, braidSkipReason, startBraid } from '../lib/braid.mjs';
 import { Browser, idpLogin } from '../lib/browser.mjs';
 import { freePort, randomToken } from '../lib/util.mjs';
 
-const SKIP =
-  !process.env.BRAID_E2E_BIN && process.env.BRAID_E2E_SKIP_BRAID === '1'
-    ? 'BRAID_E2E_SKIP_BRAID=1 and BRAID_E2E_BIN unset: Braid end-to-end tests skipped on purpose'
-    : false;
+const SKIP = braidSkipReason();
 
 const APP = 'demo-app';
 const TAG = randomToken(6).toLowerCase().replace(/[^a-z0-9]/g, 'x');
