@@ -242,10 +242,10 @@ fn describe_callback_error(e: &CallbackError) -> (StatusCode, String) {
             (StatusCode::FORBIDDEN, "This provider can only be connected to an account you are signed in to, not used to sign in.".into())
         }
         E::Refused(Reason::UserDisabled) => (StatusCode::FORBIDDEN, "This account is disabled.".into()),
-        E::Refused(Reason::IdentityOwnedByAnotherUser) => (StatusCode::CONFLICT, "This sign-in is already connected to another account.".into()),
+        E::Refused(Reason::IdentityOwnedByAnotherUser) => (StatusCode::CONFLICT, "This sign-in is already connected to another account. (Error code: link_conflict)".into()),
         E::Refused(_) => (
             StatusCode::CONFLICT,
-            "This sign-in matches more than one existing account, so it cannot be linked automatically. Please contact support.".into(),
+            "This sign-in matches more than one existing account, so it cannot be linked automatically. Please contact support. (Error code: link_conflict)".into(),
         ),
         E::Storage(_) | E::Random(_) => (StatusCode::SERVICE_UNAVAILABLE, "Sign-in is unavailable right now. Please try again in a moment.".into()),
     }
