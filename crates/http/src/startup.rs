@@ -48,8 +48,23 @@ pub enum StartupError {
 }
 
 pub struct Application {
+    db: CloseOnDrop,
     port: u16,
     server: Server,
+}
+
+/// How long a stopping server waits for database work still running (a background purge)
+/// before it closes the connections anyway.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// Closes the database when the application is dropped, whether it ran or not, so its
+/// connections close here and not on whichever worker thread lets go of the state last.
+struct CloseOnDrop(Database);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close(Duration::ZERO);
+    }
 }
 
 /// Request bodies larger than this are refused before any handler runs.
@@ -69,6 +84,7 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr, source })?
             .port();
         crate::housekeeping::spawn(state.db.clone());
+        let db = CloseOnDrop(state.db.clone());
         let provider_ids: Vec<String> = state.providers.ids().map(ToString::to_string).collect();
         let state = web::Data::new(state);
         let mut server = HttpServer::new(move || {
@@ -96,6 +112,7 @@ impl Application {
             server = server.workers(workers);
         }
         Ok(Self {
+            db,
             port,
             server: server.run(),
         })
@@ -105,9 +122,14 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let db = self.db.0.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || db.close(CLOSE_WAIT)).await {
+            tracing::warn!(error = %e, "closing the database failed");
+        }
+        served
     }
 }
 

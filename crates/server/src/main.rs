@@ -8,6 +8,7 @@ use braid_storage::Database;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -93,21 +94,39 @@ fn run_blocking(f: impl FnOnce() -> Result<(), String>) -> ExitCode {
     }
 }
 
+/// How long a command waits for its database connection to close before it exits.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs `work` on the configured database and closes it before returning, so no connection
+/// is still closing when `main` returns (a TLS connection to PostgreSQL closing during exit
+/// can crash in OpenSSL's exit-time cleanup).
+fn with_database<T>(
+    settings: &Settings,
+    work: impl FnOnce(&Database) -> Result<T, String>,
+) -> Result<T, String> {
+    let db = Database::connect(&settings.database).map_err(|e| e.to_string())?;
+    let result = work(&db);
+    db.close(CLOSE_WAIT);
+    result
+}
+
 #[allow(clippy::print_stdout)]
 fn migrate(settings: &Settings) -> Result<(), String> {
-    let db = Database::connect(&settings.database).map_err(|e| e.to_string())?;
-    let applied = db.migrate().map_err(|e| e.to_string())?;
-    println!("{applied} migration(s) applied to {}", db.display_url());
-    Ok(())
+    with_database(settings, |db| {
+        let applied = db.migrate().map_err(|e| e.to_string())?;
+        println!("{applied} migration(s) applied to {}", db.display_url());
+        Ok(())
+    })
 }
 
 #[allow(clippy::print_stdout)]
 fn rotate_keys(settings: &Settings) -> Result<(), String> {
-    let db = Database::connect(&settings.database).map_err(|e| e.to_string())?;
     let key = braid_http::keys::generate(settings.tokens.signing_alg).map_err(|e| e.to_string())?;
-    let mut conn = db.conn().map_err(|e| e.to_string())?;
-    braid_storage::repo::keys::rotate(&mut conn, &key, braid_core::Timestamp::now())
-        .map_err(|e| e.to_string())?;
+    with_database(settings, |db| {
+        let mut conn = db.conn().map_err(|e| e.to_string())?;
+        braid_storage::repo::keys::rotate(&mut conn, &key, braid_core::Timestamp::now())
+            .map_err(|e| e.to_string())
+    })?;
     println!("new signing key {} ({}) is active", key.kid, key.alg);
     Ok(())
 }
@@ -115,7 +134,6 @@ fn rotate_keys(settings: &Settings) -> Result<(), String> {
 /// A plain HTTP/1.0 GET on loopback: the runtime image has no curl, and this needs no TLS.
 fn healthcheck(settings: &Settings) -> Result<(), String> {
     use std::io::{Read, Write};
-    use std::time::Duration;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], settings.server.port));
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .map_err(|e| format!("{addr}: {e}"))?;

@@ -105,6 +105,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        // Closed here, on the test's thread, rather than by whichever thread drops the last
+        // clone, possibly while the test binary exits.
+        self.db.close(std::time::Duration::from_secs(5));
         match &self.cleanup {
             Cleanup::SqliteDir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);

@@ -550,3 +550,47 @@ async fn committed_pages_reach_the_database_file_only_through_the_checkpoint() {
     assert!(file_size() > before, "the checkpoint copied nothing");
     assert_eq!(t.count("users"), 1000);
 }
+
+#[test]
+fn closing_the_database_waits_for_lent_connections_and_then_refuses_work() {
+    let t = TestDb::new().unwrap();
+    let lent = t.db.conn().unwrap();
+    let closer = {
+        let db = t.db.clone();
+        std::thread::spawn(move || db.close(Duration::from_secs(10)))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!closer.is_finished(), "close waits for the lent connection");
+    drop(lent);
+    assert_eq!(closer.join().unwrap(), 0, "every connection closed");
+    assert!(matches!(t.db.conn(), Err(StorageError::Unavailable(_))));
+}
+
+#[test]
+fn closing_gives_up_after_its_wait_and_says_how_many_are_still_lent() {
+    let t = TestDb::new().unwrap();
+    let lent = t.db.conn().unwrap();
+    assert_eq!(t.db.close(Duration::from_millis(50)), 1);
+    drop(lent);
+    assert_eq!(t.db.close(Duration::ZERO), 0, "closed when handed back");
+}
+
+#[test]
+fn a_full_pool_hands_a_returned_connection_to_the_next_waiter() {
+    let t = TestDb::new().unwrap();
+    let settings = braid_storage::DatabaseSettings {
+        max_connections: 1,
+        connect_timeout_secs: 5,
+        ..t.settings.clone()
+    };
+    let db = braid_storage::Database::connect(&settings).unwrap();
+    let held = db.conn().unwrap();
+    let waiter = {
+        let db = db.clone();
+        std::thread::spawn(move || db.conn().map(drop))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    drop(held);
+    waiter.join().unwrap().unwrap();
+    assert_eq!(db.close(Duration::from_secs(5)), 0);
+}
