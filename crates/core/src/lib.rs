@@ -9,6 +9,7 @@ pub mod ids;
 pub mod linking;
 pub mod phone;
 pub mod secret;
+pub mod signing_key;
 pub mod time;
 pub mod user;
 
