@@ -1,6 +1,7 @@
 //! The whole configuration, section by section. Each section knows its defaults and the
 //! problems an operator can fix; loading the layers (file, environment) is the server's job.
 
+pub use crate::tokens::keyring::KeySettings;
 use braid_core::Secret;
 pub use braid_core::linking::{ConflictAction, MatchBy, OnAmbiguity, Resolution};
 use braid_providers::ProviderSettings;
@@ -19,6 +20,7 @@ pub struct Settings {
     pub account_linking: AccountLinkingSettings,
     pub clients: BTreeMap<String, ClientSettings>,
     pub tokens: TokenSettings,
+    pub keys: KeySettings,
     pub sessions: SessionSettings,
     pub smtp: SmtpSettings,
     pub sms: SmsSettings,
@@ -295,6 +297,7 @@ impl Settings {
         }
         out.extend(self.client_problems());
         out.extend(self.token_problems());
+        out.extend(self.keys.problems());
         out.extend(self.linking_problems());
         out.extend(self.session_problems());
         out.extend(self.delivery_problems());

@@ -157,9 +157,9 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
             return Err(StartupError::NotMigrated);
         }
         let mut conn = db.conn()?;
-        let key = key_repo::ensure_active(&mut conn, || Ok(keys::generate(alg)?))?;
+        let key = key_repo::ensure_signing_key(&mut conn, braid_core::Timestamp::now(), || Ok(keys::generate(alg)?))?;
         if key.alg != alg.as_str() {
-            tracing::warn!(active = %key.alg, configured = alg.as_str(), "tokens.signing_alg differs from the active key; run `braid keys rotate` to switch");
+            tracing::warn!(signing = %key.alg, configured = alg.as_str(), "tokens.signing_alg differs from the signing key; run `braid keys rotate` to switch");
         }
         let session_key = key_repo::secret_get_or_create(&mut conn, "session_key", || Ok(keys::generate_session_key()?))?;
         Ok((db, session_key, key.kid))
@@ -173,8 +173,7 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
         ms = started.elapsed().as_millis(),
         "database and keys ready"
     );
-    let access_ttl = Duration::from_secs(settings.tokens.access_token_ttl + 60);
-    let keys = KeyRing::load(db.clone(), access_ttl).await?;
+    let keys = KeyRing::load(db.clone(), &settings.keys).await?;
     tracing::debug!(kid = %kid, "signing key ready");
     let providers = braid_providers::ProviderRegistry::new(
         &settings.federated_login.providers,

@@ -3,8 +3,10 @@
 mod config;
 mod telemetry;
 
+use braid_core::Timestamp;
 use braid_http::{Application, Settings};
-use braid_storage::Database;
+use braid_storage::repo::keys;
+use braid_storage::{Database, StorageError};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,8 +45,11 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysAction {
-    /// Make a new signing key active; the old one stays published until its tokens expire.
+    /// Add a new signing key: published at once, signing after keys.publish_delay; the key it
+    /// replaces stays published until the tokens it signed have expired.
     Rotate,
+    /// List the signing keys: kid, algorithm, state and the times of their changes.
+    List,
 }
 
 fn main() -> ExitCode {
@@ -68,6 +73,9 @@ fn main() -> ExitCode {
         Command::Keys {
             action: KeysAction::Rotate,
         } => run_blocking(|| rotate_keys(&settings)),
+        Command::Keys {
+            action: KeysAction::List,
+        } => run_blocking(|| list_keys(&settings)),
         Command::Healthcheck => run_blocking(|| healthcheck(&settings)),
         Command::Serve => serve(settings),
     }
@@ -122,12 +130,62 @@ fn migrate(settings: &Settings) -> Result<(), String> {
 #[allow(clippy::print_stdout)]
 fn rotate_keys(settings: &Settings) -> Result<(), String> {
     let key = braid_http::keys::generate(settings.tokens.signing_alg).map_err(|e| e.to_string())?;
-    with_database(settings, |db| {
+    let times = settings.keys.rotation_times(&settings.tokens);
+    let now = Timestamp::now();
+    let new = with_database(settings, |db| {
         let mut conn = db.conn().map_err(|e| e.to_string())?;
-        braid_storage::repo::keys::rotate(&mut conn, &key, braid_core::Timestamp::now())
-            .map_err(|e| e.to_string())
+        keys::rotate(&mut conn, &key, now, times).map_err(|e| match e {
+            StorageError::Conflict(_) => {
+                "another rotation ran at the same time and won; see `braid keys list`".to_owned()
+            }
+            other => other.to_string(),
+        })
     })?;
-    println!("new signing key {} ({}) is active", key.kid, key.alg);
+    let activate_at = new.schedule.activate_at;
+    if activate_at <= now {
+        // The database had no key: nothing else signs, so nothing needs to learn of it first.
+        println!("new signing key {} ({}) signs now", new.kid, new.alg);
+        return Ok(());
+    }
+    let wait = Duration::from_millis(
+        u64::try_from(activate_at.as_millis() - now.as_millis()).unwrap_or(0),
+    );
+    println!(
+        "new signing key {} ({}) is published now and signs from {} (in {} s); \
+         the key it replaces stays published until its tokens expire (see `braid keys list`)",
+        new.kid,
+        new.alg,
+        activate_at.to_rfc3339(),
+        wait.as_secs()
+    );
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn list_keys(settings: &Settings) -> Result<(), String> {
+    let all = with_database(settings, |db| {
+        let mut conn = db.conn().map_err(|e| e.to_string())?;
+        keys::all(&mut conn).map_err(|e| e.to_string())
+    })?;
+    let now = Timestamp::now();
+    let time = |t: Option<Timestamp>| t.map_or_else(|| "-".to_owned(), Timestamp::to_rfc3339);
+    println!(
+        "{:<43}  {:<5}  {:<8}  {:<20}  {:<20}  {:<20}  PUBLISHED UNTIL",
+        "KID", "ALG", "STATE", "PUBLISHED", "SIGNS FROM", "SIGNS UNTIL"
+    );
+    for key in &all {
+        let s = &key.schedule;
+        println!(
+            "{:<43}  {:<5}  {:<8}  {:<20}  {:<20}  {:<20}  {}",
+            key.kid,
+            key.alg,
+            s.state(now).as_str(),
+            s.created_at.to_rfc3339(),
+            s.activate_at.to_rfc3339(),
+            time(s.retire_at),
+            time(s.expire_at)
+        );
+    }
     Ok(())
 }
 

@@ -197,7 +197,33 @@ fn migrate_then_rotate_keys_on_the_configured_database() {
         "{}",
         String::from_utf8_lossy(&rotate.stderr)
     );
-    assert!(String::from_utf8_lossy(&rotate.stdout).contains("(ES256) is active"));
+    // The database had no key yet (the server never ran): the first one signs at once.
+    assert!(String::from_utf8_lossy(&rotate.stdout).contains("(ES256) signs now"));
+    let again = braid(dir.path())
+        .args(["keys", "rotate"])
+        .env("BRAID_DATABASE__URL", &url)
+        .env("BRAID_KEYS__PUBLISH_DELAY", "300")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout.contains("(ES256) is published now and signs from ")
+            && stdout.contains("(in 300 s)"),
+        "{stdout}"
+    );
+    let list = braid(dir.path())
+        .args(["keys", "list"])
+        .env("BRAID_DATABASE__URL", &url)
+        .output()
+        .unwrap();
+    assert!(list.status.success());
+    let list = String::from_utf8_lossy(&list.stdout);
+    let states: Vec<&str> = list
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(states, ["active", "next"], "{list}");
 }
 
 #[tokio::test]

@@ -266,6 +266,18 @@ impl Database {
         })
     }
 
+    /// Reverts the newest applied migration; returns its version. For tests of a migration.
+    pub(crate) fn revert_last_migration(&self) -> Result<String, StorageError> {
+        let mut conn = self.conn()?;
+        let reverted = match &mut *conn {
+            DbConn::Postgres(pg) => pg.revert_last_migration(POSTGRES_MIGRATIONS),
+            DbConn::Sqlite(lite) => lite.revert_last_migration(SQLITE_MIGRATIONS),
+        };
+        reverted
+            .map(|v| v.to_string())
+            .map_err(|e| StorageError::Migration(e.to_string()))
+    }
+
     pub fn has_pending_migrations(&self) -> Result<bool, StorageError> {
         let mut conn = self.conn()?;
         let pending = match &mut *conn {
