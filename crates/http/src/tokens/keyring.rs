@@ -20,8 +20,11 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// Tokio's clock, which tests can pause and move forward.
+use tokio::time::Instant;
 
 /// `Cache-Control: max-age` of `/.well-known/jwks.json`: how long an app may use its copy.
 pub const JWKS_MAX_AGE_SECS: u32 = 60;
@@ -38,6 +41,8 @@ pub struct KeySettings {
     pub reload_interval: u64,
     /// Seconds a key added by `braid keys rotate` is published before it signs.
     pub publish_delay: u64,
+    /// Seconds between two reads caused by tokens whose `kid` this instance does not know.
+    pub unknown_kid_reload_interval: u64,
 }
 
 impl Default for KeySettings {
@@ -45,6 +50,7 @@ impl Default for KeySettings {
         Self {
             reload_interval: 60,
             publish_delay: 600,
+            unknown_kid_reload_interval: 10,
         }
     }
 }
@@ -54,6 +60,9 @@ impl KeySettings {
         let mut out = Vec::new();
         if self.reload_interval == 0 {
             out.push("keys.reload_interval: must be at least 1 second".into());
+        }
+        if self.unknown_kid_reload_interval == 0 {
+            out.push("keys.unknown_kid_reload_interval: must be at least 1 second".into());
         }
         let least = self
             .reload_interval
@@ -154,10 +163,12 @@ impl Keys {
 pub struct KeyRing {
     db: Database,
     reload_interval: Duration,
+    unknown_kid_reload_interval: Duration,
     /// The keys, and when they were last read (or a read was last tried).
     loaded: RwLock<(Instant, Arc<Keys>)>,
     /// Held while reading, so that callers who need a read share one.
     reading: tokio::sync::Mutex<()>,
+    reads: AtomicU64,
 }
 
 impl KeyRing {
@@ -166,8 +177,10 @@ impl KeyRing {
         Ok(Self {
             db,
             reload_interval: Duration::from_secs(settings.reload_interval),
+            unknown_kid_reload_interval: Duration::from_secs(settings.unknown_kid_reload_interval),
             loaded: RwLock::new((Instant::now(), Arc::new(keys))),
             reading: tokio::sync::Mutex::new(()),
+            reads: AtomicU64::new(1),
         })
     }
 
@@ -182,6 +195,29 @@ impl KeyRing {
             return Ok(keys);
         };
         Ok(self.read_if(self.reload_interval).await)
+    }
+
+    /// The keys to verify `token` with. When they lack the token's `kid`, the keys are read
+    /// again first, unless they were read within `keys.unknown_kid_reload_interval`: a flood of
+    /// tokens with made-up `kid`s costs at most one read per interval.
+    pub async fn keys_for_token(&self, token: &str) -> Result<Arc<Keys>, StorageError> {
+        let keys = self.keys().await?;
+        if token.len() > crate::tokens::access::MAX_LEN {
+            return Ok(keys);
+        }
+        let Some(kid) = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid) else {
+            return Ok(keys);
+        };
+        if keys.verifier(&kid).is_some() {
+            return Ok(keys);
+        }
+        let _reading = self.reading.lock().await;
+        Ok(self.read_if(self.unknown_kid_reload_interval).await)
+    }
+
+    /// How many times this ring has read the keys from the database (the first load included).
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     fn loaded(&self) -> (Instant, Arc<Keys>) {
@@ -199,6 +235,7 @@ impl KeyRing {
         if read_at.elapsed() < interval {
             return keys;
         }
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let keys = match fetch(&self.db).await {
             Ok(fresh) => Arc::new(fresh),
             Err(e) => {
