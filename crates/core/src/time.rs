@@ -40,16 +40,17 @@ impl Timestamp {
         Self(self.0.saturating_sub(sub))
     }
 
-    /// `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds), for people reading command output.
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), for people and scripts reading command output.
     pub fn to_rfc3339(self) -> String {
         let secs = self.as_secs();
         let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
         let in_day = secs.rem_euclid(86_400);
         format!(
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
             in_day / 3600,
             in_day % 3600 / 60,
-            in_day % 60
+            in_day % 60,
+            self.0.rem_euclid(1000)
         )
     }
 }
@@ -85,13 +86,17 @@ mod tests {
     #[test]
     fn rfc3339_in_utc() {
         for (secs, text) in [
-            (0, "1970-01-01T00:00:00Z"),
-            (951_782_400, "2000-02-29T00:00:00Z"),
-            (1_798_761_599, "2026-12-31T23:59:59Z"),
-            (4_107_542_400, "2100-03-01T00:00:00Z"),
+            (0, "1970-01-01T00:00:00.999Z"),
+            (951_782_400, "2000-02-29T00:00:00.999Z"),
+            (1_798_761_599, "2026-12-31T23:59:59.999Z"),
+            (4_107_542_400, "2100-03-01T00:00:00.999Z"),
         ] {
             assert_eq!(Timestamp::from_millis(secs * 1000 + 999).to_rfc3339(), text);
         }
+        assert_eq!(
+            Timestamp::from_millis(-1).to_rfc3339(),
+            "1969-12-31T23:59:59.999Z"
+        );
     }
 
     #[test]

@@ -170,13 +170,13 @@ fn list_keys(settings: &Settings) -> Result<(), String> {
     let now = Timestamp::now();
     let time = |t: Option<Timestamp>| t.map_or_else(|| "-".to_owned(), Timestamp::to_rfc3339);
     println!(
-        "{:<43}  {:<5}  {:<8}  {:<20}  {:<20}  {:<20}  PUBLISHED UNTIL",
+        "{:<43}  {:<5}  {:<8}  {:<24}  {:<24}  {:<24}  PUBLISHED UNTIL",
         "KID", "ALG", "STATE", "PUBLISHED", "SIGNS FROM", "SIGNS UNTIL"
     );
     for key in &all {
         let s = &key.schedule;
         println!(
-            "{:<43}  {:<5}  {:<8}  {:<20}  {:<20}  {:<20}  {}",
+            "{:<43}  {:<5}  {:<8}  {:<24}  {:<24}  {:<24}  {}",
             key.kid,
             key.alg,
             s.state(now).as_str(),
