@@ -223,6 +223,35 @@ async fn a_token_from_a_key_this_instance_has_not_read_yet_verifies_after_one_re
     assert_eq!(stale.reads(), 2);
 }
 
+#[tokio::test(start_paused = true)]
+async fn an_instance_idle_past_the_reload_interval_signs_with_the_keys_as_they_are_now() {
+    let t = first_start();
+    let ring = Arc::new(
+        KeyRing::load(t.db.clone(), &KeySettings::default())
+            .await
+            .unwrap(),
+    );
+    // While it was idle, a rotation happened and its key took over.
+    let new = rotate(&t, Duration::ZERO);
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let ring = ring.clone();
+        tasks.spawn(async move {
+            let keys = ring.keys().await.unwrap();
+            keys.signer(Timestamp::now()).unwrap().kid.clone()
+        });
+    }
+    while let Some(kid) = tasks.join_next().await {
+        assert_eq!(
+            kid.unwrap(),
+            new.kid,
+            "no request signs with the keys of an hour ago"
+        );
+    }
+    assert_eq!(ring.reads(), 2, "one read served them all");
+}
+
 #[tokio::test]
 async fn auth_me_reads_the_keys_again_for_an_unknown_kid_before_it_refuses() {
     let env = env_with(|s| s.keys.unknown_kid_reload_interval = 1).await;

@@ -190,10 +190,11 @@ impl KeyRing {
         if read_at.elapsed() < self.reload_interval {
             return Ok(keys);
         }
-        // One caller reads; the others carry on with the keys they have meanwhile.
-        let Ok(_reading) = self.reading.try_lock() else {
-            return Ok(keys);
-        };
+        // Wait for the read (this caller's, or the one under way) rather than sign with keys
+        // that may be long out of date: an instance idle for an hour would otherwise sign with
+        // a key that no longer signs, and may no longer be published.
+        drop(keys);
+        let _reading = self.reading.lock().await;
         Ok(self.read_if(self.reload_interval).await)
     }
 
