@@ -100,7 +100,7 @@ function requestedScopesAndClaims(params) {
  * @returns {Promise<{issuer: string, authorizationEndpoint: string, tokenEndpoint: string,
  *   jwksUri: string, provider: Provider, events: object[], close: () => Promise<void>}>}
  */
-export async function startIdp({ name = 'idp', accounts, clients, port = 0, claimsInIdToken = true }) {
+export async function startIdp({ name = 'idp', accounts, clients, port = 0, claimsInIdToken = true, alg = 'RS256' }) {
   if (!accounts || Object.keys(accounts).length === 0) throw new Error('startIdp: no accounts');
   if (!clients || clients.length === 0) throw new Error('startIdp: no clients');
 
@@ -110,12 +110,13 @@ export async function startIdp({ name = 'idp', accounts, clients, port = 0, clai
   const { server, port: boundPort } = await listenLoopback((req, res) => handler(req, res), port);
   const issuer = `http://127.0.0.1:${boundPort}`;
 
-  const { privateKey } = await generateKeyPair('RS256', { extractable: true, modulusLength: 2048 });
+  // `alg`: the ID token algorithm (RS256, ES256, ...); the one key is made for it.
+  const { privateKey } = await generateKeyPair(alg, { extractable: true, modulusLength: 2048 });
   const signingKey = {
     ...(await exportJWK(privateKey)),
     kid: `${name}-${randomBytes(6).toString('hex')}`,
     use: 'sig',
-    alg: 'RS256',
+    alg,
   };
 
   /** Errors and notable events, for diagnostics when a test fails. */
@@ -133,7 +134,7 @@ export async function startIdp({ name = 'idp', accounts, clients, port = 0, clai
       // client_secret_basic; oidc-provider 9 accepts client_secret_post for such a client too.
       token_endpoint_auth_method: 'client_secret_basic',
       scope: SCOPES.join(' '),
-      id_token_signed_response_alg: 'RS256',
+      id_token_signed_response_alg: alg,
       ...c,
     })),
     jwks: { keys: [signingKey] },

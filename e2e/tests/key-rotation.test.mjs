@@ -60,10 +60,15 @@ before(
         providers: { idp: { issuer: env.idp.issuer, clientId: 'braid', clientSecret: idpSecret } },
         clients: { [APP]: { redirectUris: [env.app.redirectUri], secret: env.app.secret } },
         // One issuer for both, as behind a load balancer: either may verify the other's tokens.
-        settings: {
-          tokens: { issuer: ISSUER, access_token_ttl: ACCESS_TTL_S },
-          keys: { reload_interval: RELOAD_S, publish_delay: PUBLISH_DELAY_S, unknown_kid_reload_interval: 3600 },
-        },
+        extraToml: [
+          '[tokens]',
+          `issuer = "${ISSUER}"`,
+          `access_token_ttl = ${ACCESS_TTL_S}`,
+          '[keys]',
+          `reload_interval = ${RELOAD_S}`,
+          `publish_delay = ${PUBLISH_DELAY_S}`,
+          'unknown_kid_reload_interval = 3600',
+        ].join('\n'),
       });
     env.a = await instance(ports.a);
     await sleep((RELOAD_S * 1000) / 2);

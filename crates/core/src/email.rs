@@ -54,10 +54,7 @@ impl Email {
 
     /// A hint safe to show to someone who has not proven ownership: `a***@e***.com`.
     pub fn masked(&self) -> String {
-        let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
-        let domain = self.domain();
-        let (name, tld) = domain.rsplit_once('.').unwrap_or((domain, ""));
-        format!("{}***@{}***.{}", first(self.local_part()), first(name), tld)
+        crate::mask::mask_email(&self.0)
     }
 }
 

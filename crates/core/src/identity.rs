@@ -104,6 +104,10 @@ impl fmt::Display for Subject {
 pub struct VerifiableEmail {
     pub email: Email,
     pub verified: bool,
+    /// What the provider itself asserted (`email_verified` in its documented form), whether
+    /// or not Braid trusts it: shown to apps (`/auth/me`), never used to link anyone.
+    #[serde(default)]
+    pub provider_verified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,10 +238,12 @@ mod tests {
                 VerifiableEmail {
                     email: Email::parse("a@example.com").unwrap(),
                     verified: false,
+                    provider_verified: true,
                 },
                 VerifiableEmail {
                     email: Email::parse("b@example.com").unwrap(),
                     verified: true,
+                    provider_verified: true,
                 },
             ],
             phones: vec![],

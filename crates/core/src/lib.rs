@@ -7,6 +7,7 @@ pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod linking;
+pub mod mask;
 pub mod phone;
 pub mod secret;
 pub mod signing_key;
@@ -20,6 +21,7 @@ pub use identity::{
     VerifiablePhone,
 };
 pub use ids::{UserId, new_id};
+pub use mask::{mask_email, mask_phone};
 pub use phone::Phone;
 pub use secret::Secret;
 pub use time::Timestamp;

@@ -54,15 +54,9 @@ impl Phone {
         &self.0
     }
 
-    /// A hint safe to show before ownership is proven: `+1*******0100`.
+    /// A hint safe to show before ownership is proven: `+1 ••• ••• 0100`.
     pub fn masked(&self) -> String {
-        let digits: Vec<char> = self.0.chars().collect();
-        let keep_end = 4.min(digits.len());
-        let keep_start = 2.min(digits.len() - keep_end);
-        let hidden = digits.len() - keep_end - keep_start;
-        let start: String = digits[..keep_start].iter().collect();
-        let end: String = digits[digits.len() - keep_end..].iter().collect();
-        format!("{start}{}{end}", "*".repeat(hidden))
+        crate::mask::mask_phone(&self.0)
     }
 }
 
@@ -132,7 +126,7 @@ mod tests {
     fn masked_hint_keeps_country_and_last_digits() {
         assert_eq!(
             Phone::parse("+12025550100").unwrap().masked(),
-            "+1******0100"
+            "+1 ••• ••• 0100"
         );
     }
 }

@@ -9,6 +9,9 @@ pub struct User {
     pub is_admin: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The user's id in the application Braid was put beside, when imported from it.
+    #[serde(default)]
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
-//! Request size limits applied before routing (SECURITY-CASES H01, H02). actix-http itself
-//! accepts heads far larger than any legitimate browser or API request to Braid.
+//! Request size limits (SECURITY-CASES H01, H02). The URI and header limits apply before
+//! routing: actix-http itself accepts heads far larger than any legitimate browser or API
+//! request to Braid. The body limit is the body extractors' (set in `startup`).
 
 use crate::problem::Problem;
 use actix_web::body::{EitherBody, MessageBody};
@@ -7,6 +8,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 
+/// Request bodies larger than this are refused before any handler runs.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Sum of all header names and values.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Path plus query string.

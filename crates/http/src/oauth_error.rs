@@ -37,7 +37,17 @@ impl OAuthErrorCode {
 }
 
 pub fn oauth_error(code: OAuthErrorCode, description: &str) -> HttpResponse {
-    let mut res = HttpResponse::build(code.status());
+    oauth_error_with_status(code.status(), code, description)
+}
+
+/// For a refusal whose status is not the code's own: a token request refused for its method
+/// (405), size (413) or encoding (415) is still `invalid_request` (RFC 6749 §5.2).
+pub fn oauth_error_with_status(
+    status: StatusCode,
+    code: OAuthErrorCode,
+    description: &str,
+) -> HttpResponse {
+    let mut res = HttpResponse::build(status);
     res.insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"));
     if code == OAuthErrorCode::InvalidClient {

@@ -1,6 +1,7 @@
 //! The whole configuration, section by section. Each section knows its defaults and the
 //! problems an operator can fix; loading the layers (file, environment) is the server's job.
 
+use crate::limiter::LimitSettings;
 pub use crate::tokens::keyring::KeySettings;
 use braid_core::Secret;
 pub use braid_core::linking::{ConflictAction, MatchBy, OnAmbiguity, Resolution};
@@ -24,6 +25,7 @@ pub struct Settings {
     pub sessions: SessionSettings,
     pub smtp: SmtpSettings,
     pub sms: SmsSettings,
+    pub limits: LimitSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,9 +273,14 @@ impl Default for SmtpSettings {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmsProvider {
+    /// No SMS: codes go by email only.
     #[default]
     None,
+    /// POST each message to `sms.webhook_url`.
     Webhook,
+    /// Development: log that an SMS would go to a (masked) number; nothing is sent and the
+    /// text, which holds the code, is never logged.
+    Log,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -301,6 +308,7 @@ impl Settings {
         out.extend(self.linking_problems());
         out.extend(self.session_problems());
         out.extend(self.delivery_problems());
+        out.extend(self.limits.problems());
         out
     }
 
@@ -473,15 +481,28 @@ impl Settings {
         if self.smtp.password.is_some() && self.smtp.password_file.is_some() {
             out.push("smtp: set password or password_file, not both".into());
         }
+        if self.smtp.url.is_some() {
+            out.extend(crate::outbox::smtp::problems(&self.smtp));
+        }
         if self.sms.provider == SmsProvider::Webhook {
             match &self.sms.webhook_url {
                 Some(u)
-                    if url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https")) => {
-                }
-                Some(_) => out.push("sms.webhook_url: not an http(s) URL".into()),
+                    if url::Url::parse(u)
+                        .is_ok_and(|p| braid_providers::http_client::is_allowed_url(&p)) => {}
+                Some(_) => out.push(
+                    "sms.webhook_url: must be https (plain http only to a loopback address)".into(),
+                ),
                 None => {
                     out.push("sms.webhook_url: required when sms.provider = \"webhook\"".into())
                 }
+            }
+            if self.sms.webhook_token.is_some() && self.sms.webhook_token_file.is_some() {
+                out.push("sms: set webhook_token or webhook_token_file, not both".into());
+            }
+            if self.sms.webhook_token.is_none() && self.sms.webhook_token_file.is_none() {
+                out.push(
+                    "sms.webhook_token: required when sms.provider = \"webhook\" (the gateway's proof that a request is Braid's)".into(),
+                );
             }
         }
         out

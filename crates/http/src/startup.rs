@@ -3,7 +3,10 @@
 use crate::clients::Clients;
 use crate::flows::login_flow;
 use crate::keys::{self, KeyError};
+use crate::limiter::Limiter;
+use crate::limits::MAX_BODY_BYTES;
 use crate::metrics::Metrics;
+use crate::outbox::{Outbox, OutboxError};
 use crate::pages::Pages;
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -14,7 +17,8 @@ use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpMessage, HttpServer, web};
-use braid_core::linking::LinkPolicy;
+use braid_core::linking::{LinkPolicy, MatchBy};
+use braid_providers::{MatchedClaims, ProviderError, ProviderRegistry, RegistryOptions};
 use braid_storage::repo::keys as key_repo;
 use braid_storage::{Database, StorageError};
 use std::net::TcpListener;
@@ -45,6 +49,8 @@ pub enum StartupError {
     Metrics(#[from] prometheus::Error),
     #[error("cookie key: {0}")]
     CookieKey(#[from] KeyDerivationError),
+    #[error("email and SMS: {0}")]
+    Outbox(#[from] OutboxError),
 }
 
 pub struct Application {
@@ -67,9 +73,6 @@ impl Drop for CloseOnDrop {
     }
 }
 
-/// Request bodies larger than this are refused before any handler runs.
-const MAX_BODY_BYTES: usize = 16 * 1024;
-
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
@@ -84,9 +87,12 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr, source })?
             .port();
         crate::housekeeping::spawn(state.db.clone());
+        crate::outbox::worker::Worker::new(state.db.clone(), state.outbox.clone(), &state.metrics)
+            .spawn();
         let db = CloseOnDrop(state.db.clone());
         let provider_ids: Vec<String> = state.providers.ids().map(ToString::to_string).collect();
         let state = web::Data::new(state);
+        crate::provider_check::spawn(state.clone().into_inner());
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -175,10 +181,7 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
     );
     let keys = KeyRing::load(db.clone(), &settings.keys).await?;
     tracing::debug!(kid = %kid, "signing key ready");
-    let providers = braid_providers::ProviderRegistry::new(
-        &settings.federated_login.providers,
-        &settings.server.public_url(),
-    )?;
+    let providers = provider_registry(&settings)?;
     tracing::debug!(ms = started.elapsed().as_millis(), "providers ready");
     let clients = Clients::from_settings(&settings.clients);
     let linking = &settings.account_linking;
@@ -191,6 +194,7 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
     };
     let flow_sealer = Sealer::new(&session_key, login_flow::PURPOSE)?;
     Ok(AppState {
+        limiter: Limiter::new(db.clone(), settings.limits.clone()),
         db,
         flow_sealer,
         session_key,
@@ -202,8 +206,25 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
         issuer: settings.issuer(),
         cookie_secure: settings.cookie_secure(),
         link_policy,
+        outbox: Arc::new(Outbox::from_settings(&settings)?),
         settings,
     })
+}
+
+/// The configured providers, as `serve` and `check-config --providers` build them.
+pub fn provider_registry(settings: &Settings) -> Result<ProviderRegistry, ProviderError> {
+    let match_by = &settings.account_linking.match_by;
+    ProviderRegistry::with_options(
+        &settings.federated_login.providers,
+        &settings.server.public_url(),
+        RegistryOptions {
+            matched_claims: MatchedClaims {
+                email: match_by.contains(&MatchBy::Email),
+                phone: match_by.contains(&MatchBy::Phone),
+            },
+            ..RegistryOptions::default()
+        },
+    )
 }
 
 fn security_headers() -> DefaultHeaders {

@@ -1,5 +1,7 @@
 use crate::clients::Clients;
+use crate::limiter::Limiter;
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::pages::Pages;
 use crate::settings::Settings;
 use crate::tokens::keyring::KeyRing;
@@ -26,4 +28,8 @@ pub struct AppState {
     pub issuer: String,
     pub cookie_secure: bool,
     pub link_policy: LinkPolicy,
+    /// Password-guessing limits shared through the database.
+    pub limiter: Limiter,
+    /// Email and SMS: message builders, `can_send`, and the worker's wake-up.
+    pub outbox: Arc<Outbox>,
 }

@@ -244,8 +244,12 @@ async fn a08_missing_iss_where_the_provider_advertises_it_is_rejected() {
 
 #[tokio::test]
 async fn a10_provider_whose_metadata_names_another_issuer_fails_closed() {
-    let env = env().await;
-    env.idp.set_metadata_issuer("https://evil.example");
+    // Set before Braid starts: its start-up check must not have cached a good document.
+    let env = env_with_idp(
+        |idp| idp.set_metadata_issuer("https://evil.example"),
+        |_| {},
+    )
+    .await;
     let r = env
         .app
         .client
@@ -256,12 +260,12 @@ async fn a10_provider_whose_metadata_names_another_issuer_fails_closed() {
         .send()
         .await
         .unwrap();
-    assert!(
-        r.status().is_client_error() || r.status() == 502,
-        "{}",
-        r.status()
-    );
+    // Not "try again": the person meets a page that says the method is misconfigured.
+    assert_eq!(r.status(), 502);
     assert!(r.headers().get("location").is_none());
+    let page = r.text().await.unwrap();
+    assert!(page.contains("misconfigured"), "{page}");
+    assert!(!page.contains("try again in a moment"), "{page}");
     assert_eq!(env.idp.authorize_calls(), 0);
 }
 
@@ -465,6 +469,16 @@ async fn a18_provider_disabled_mid_flight_refuses_the_callback_on_another_instan
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    // The second instance opened the flow: what refused it is the disabled provider.
+    let page = r.text().await.unwrap();
+    assert!(page.contains("has been disabled"), "{page}");
+    let disabled = r#"braid_federated_logins_total{outcome="provider_disabled",provider="idp"}"#;
+    assert_eq!(
+        support::flow::metric_of(&second_addr, disabled).await,
+        Some(1.0)
+    );
+    let no_flow = r#"braid_federated_logins_total{outcome="no_flow",provider="idp"}"#;
+    assert_eq!(support::flow::metric_of(&second_addr, no_flow).await, None);
     assert_eq!(env.idp.token_calls(), 0);
 }
 
@@ -496,7 +510,9 @@ async fn a20_path_tricks_and_unknown_providers_are_404_without_upstream_calls() 
         let r = env.app.client.get(env.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 404, "{path}");
     }
-    assert_eq!(env.idp.discovery_calls() + env.idp.token_calls(), 0);
+    assert_eq!(env.idp.token_calls() + env.idp.authorize_calls(), 0);
+    // The one discovery is the start-up check's, not a request's.
+    assert!(env.idp.discovery_calls() <= 1);
 }
 
 #[tokio::test]
@@ -861,12 +877,7 @@ async fn resolution_disabled_always_creates_a_new_user() {
     let tokens = env.tokens_for("sub-1", "alice@example.com", true).await;
     assert_ne!(env.user_of(&tokens).await, existing);
     // The address stays verified for its first owner only (SECURITY-CASES I10).
-    let me: Value = env
-        .me(tokens["access_token"].as_str().unwrap())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me = env.profile(&tokens).await;
     assert_eq!(me["emails"][0]["verified"], false);
 }
 
@@ -991,4 +1002,32 @@ async fn g02_flow_cookie_is_host_prefixed_secure_httponly_lax_over_https() {
             && cookie.contains("HttpOnly"),
         "{cookie}"
     );
+}
+
+#[tokio::test]
+async fn me_shows_each_identitys_email_verified_as_the_provider_asserted_it() {
+    // An untrusted provider: its verified claim is shown, but never counts for linking.
+    let env = env_with(|s| {
+        s.federated_login
+            .providers
+            .get_mut("idp")
+            .unwrap()
+            .trust_email = Some(false);
+    })
+    .await;
+    let tokens = env.tokens_for("sub-1", "asserted@example.com", true).await;
+    let me = env.profile(&tokens).await;
+    assert_eq!(me["identities"][0]["email"], "asserted@example.com");
+    assert_eq!(me["identities"][0]["email_verified"], true);
+    assert_eq!(
+        me["emails"],
+        serde_json::json!([]),
+        "not stored as verified"
+    );
+
+    let tokens = env
+        .tokens_for("sub-2", "unasserted@example.com", false)
+        .await;
+    let me = env.profile(&tokens).await;
+    assert_eq!(me["identities"][0]["email_verified"], false);
 }

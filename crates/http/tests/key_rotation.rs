@@ -30,6 +30,7 @@ fn claims(ttl: Duration) -> AccessClaims {
         iat: now.as_secs(),
         jti: braid_core::new_id(),
         idp: None,
+        external_id: None,
     }
 }
 

@@ -7,6 +7,7 @@ mod support;
 use base64::Engine as _;
 use serde_json::Value;
 use support::flow::*;
+use support::raw::{Captured, post_chunked};
 
 fn b64json(part: &str) -> Value {
     serde_json::from_slice(
@@ -277,7 +278,7 @@ async fn f11_token_responses_are_uncacheable_json() {
         .unwrap();
     assert_eq!(
         error_json(wrong_type).await,
-        (400, "invalid_request".into())
+        (415, "invalid_request".into())
     );
     let unsupported = env
         .app
@@ -594,5 +595,340 @@ async fn f18_a_disabled_users_code_cannot_be_redeemed() {
     assert_eq!(
         error_json(env.redeem(&code).await).await,
         (400, "invalid_grant".into())
+    );
+}
+
+const TOKEN_ENDPOINTS: [&str; 3] = ["/auth/exchange-code", "/auth/refresh", "/auth/revoke"];
+
+/// An unredeemed code and an unrotated refresh token, and for each token endpoint a form that
+/// would spend one of them: a refusal that executed anything shows in `assert_unspent`.
+struct Unspent {
+    env: Env,
+    code: String,
+    refresh_token: String,
+}
+
+impl Unspent {
+    async fn new() -> Self {
+        let env = env().await;
+        let tokens = env.tokens_for("sub-1", "alice@example.com", true).await;
+        let code = env.login().await.code();
+        Self {
+            refresh_token: tokens["refresh_token"].as_str().unwrap().to_owned(),
+            env,
+            code,
+        }
+    }
+
+    fn form(&self, endpoint: &str) -> String {
+        let client = format!("client_id={CLIENT_ID}&client_secret={}", enc(CLIENT_SECRET));
+        match endpoint {
+            "/auth/exchange-code" => format!(
+                "grant_type=authorization_code&code={}&redirect_uri={}&{client}",
+                self.code,
+                enc(REDIRECT_URI)
+            ),
+            "/auth/refresh" => format!(
+                "grant_type=refresh_token&refresh_token={}&{client}",
+                self.refresh_token
+            ),
+            _ => format!("token={}&{client}", self.refresh_token),
+        }
+    }
+
+    fn post(&self, endpoint: &str) -> reqwest::RequestBuilder {
+        self.env.app.client.post(self.env.url(endpoint))
+    }
+
+    async fn assert_unspent(&self) {
+        assert_eq!(
+            self.env.redeem(&self.code).await.status(),
+            200,
+            "the code was not redeemed"
+        );
+        assert_eq!(
+            self.env.refresh(&self.refresh_token).await.status(),
+            200,
+            "the refresh token was neither rotated nor revoked"
+        );
+    }
+}
+
+/// A refusal as RFC 6749 §5.2 has it: JSON `invalid_request`, never cached.
+fn assert_oauth_refusal(r: &Captured, status: u16, case: &str) {
+    assert_eq!(r.status, status, "{case}");
+    assert!(
+        r.header("content-type").starts_with("application/json"),
+        "{case}"
+    );
+    assert_eq!(r.header("cache-control"), "no-store", "{case}");
+    assert_eq!(r.header("pragma"), "no-cache", "{case}");
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["error"], "invalid_request", "{case}");
+    assert!(body["error_description"].is_string(), "{case}");
+}
+
+/// `form` with harmless extra parameters appended, to exactly `len` bytes.
+fn padded(form: &str, len: usize) -> String {
+    let mut body = form.to_owned();
+    for i in 0.. {
+        let remaining = len - body.len();
+        if remaining == 0 {
+            break;
+        }
+        let name = if remaining > 2100 {
+            format!("&pad{i}=")
+        } else {
+            "&z=".into()
+        };
+        let value = (remaining - name.len()).min(2000);
+        body.push_str(&name);
+        body.push_str(&"a".repeat(value));
+    }
+    assert_eq!(body.len(), len);
+    body
+}
+
+#[tokio::test]
+async fn token_endpoints_answer_an_oversized_body_with_oauth_json_413() {
+    let unspent = Unspent::new().await;
+    let too_long = braid_http::limits::MAX_BODY_BYTES + 1;
+    for endpoint in TOKEN_ENDPOINTS {
+        let body = padded(&unspent.form(endpoint), too_long);
+        let sized = unspent
+            .post(endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_oauth_refusal(&Captured::read(sized).await, 413, endpoint);
+        let chunked = post_chunked(
+            &unspent.env.app.address,
+            endpoint,
+            "application/x-www-form-urlencoded",
+            body.as_bytes(),
+        )
+        .await;
+        assert_oauth_refusal(&chunked, 413, &format!("{endpoint}, chunked"));
+    }
+    unspent.assert_unspent().await;
+    // The limit itself is still served, sized or chunked.
+    for send_chunked in [false, true] {
+        let code = unspent.env.login().await.code();
+        let form = format!(
+            "grant_type=authorization_code&code={code}&redirect_uri={}&client_id={CLIENT_ID}&client_secret={}",
+            enc(REDIRECT_URI),
+            enc(CLIENT_SECRET)
+        );
+        let body = padded(&form, braid_http::limits::MAX_BODY_BYTES);
+        let status = if send_chunked {
+            post_chunked(
+                &unspent.env.app.address,
+                "/auth/exchange-code",
+                "application/x-www-form-urlencoded",
+                body.as_bytes(),
+            )
+            .await
+            .status
+        } else {
+            unspent
+                .post("/auth/exchange-code")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        };
+        assert_eq!(status, 200, "chunked: {send_chunked}");
+    }
+}
+
+#[tokio::test]
+async fn token_endpoints_answer_a_wrong_or_missing_content_type_with_oauth_json_415() {
+    let unspent = Unspent::new().await;
+    for endpoint in TOKEN_ENDPOINTS {
+        for content_type in [
+            Some("application/json"),
+            Some("text/plain"),
+            Some("multipart/form-data; boundary=x"),
+            Some("application/x-www-form-urlencodedx"),
+            None,
+        ] {
+            let mut request = unspent.post(endpoint).body(unspent.form(endpoint));
+            if let Some(t) = content_type {
+                request = request.header("content-type", t);
+            }
+            let r = Captured::read(request.send().await.unwrap()).await;
+            assert_oauth_refusal(&r, 415, &format!("{endpoint} {content_type:?}"));
+        }
+    }
+    unspent.assert_unspent().await;
+}
+
+#[tokio::test]
+async fn token_endpoints_answer_other_methods_with_oauth_json_405_allowing_post() {
+    let unspent = Unspent::new().await;
+    for endpoint in TOKEN_ENDPOINTS {
+        let form = unspent.form(endpoint);
+        for method in ["GET", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"] {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let r = unspent
+                .env
+                .app
+                .client
+                .request(
+                    method.clone(),
+                    unspent.env.url(&format!("{endpoint}?{form}")),
+                )
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.clone())
+                .send()
+                .await
+                .unwrap();
+            let r = Captured::read(r).await;
+            let case = format!("{method} {endpoint}");
+            assert_eq!(r.header("allow"), "POST", "{case}");
+            if method == reqwest::Method::HEAD {
+                assert_eq!(r.status, 405, "{case}");
+                assert!(r.header("content-type").starts_with("application/json"));
+                assert_eq!(r.header("cache-control"), "no-store", "{case}");
+            } else {
+                assert_oauth_refusal(&r, 405, &case);
+            }
+        }
+    }
+    unspent.assert_unspent().await;
+}
+
+#[tokio::test]
+async fn token_endpoints_answer_an_unparseable_body_with_oauth_json_400() {
+    let unspent = Unspent::new().await;
+    for endpoint in TOKEN_ENDPOINTS {
+        let form = unspent.form(endpoint);
+        let many: String = (0..40).map(|i| format!("&p{i}=1")).collect();
+        let cases: [(&str, Vec<u8>); 6] = [
+            (
+                "repeated",
+                format!("{form}&client_id={CLIENT_ID}").into_bytes(),
+            ),
+            (
+                "overlong UTF-8",
+                format!("{form}&state=%C0%AF").into_bytes(),
+            ),
+            (
+                "raw invalid UTF-8",
+                [form.as_bytes(), b"&state=\xff\xfe"].concat(),
+            ),
+            ("NUL", format!("{form}&state=%00").into_bytes()),
+            (
+                "value too long",
+                format!("{form}&state={}", "a".repeat(3000)).into_bytes(),
+            ),
+            ("too many", format!("{form}{many}").into_bytes()),
+        ];
+        for (case, body) in cases {
+            let r = unspent
+                .post(endpoint)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_oauth_refusal(
+                &Captured::read(r).await,
+                400,
+                &format!("{endpoint}: {case}"),
+            );
+        }
+    }
+    unspent.assert_unspent().await;
+}
+
+#[tokio::test]
+async fn token_endpoints_refuse_any_content_coding_with_oauth_json_415_before_reading_the_body() {
+    let unspent = Unspent::new().await;
+    for endpoint in TOKEN_ENDPOINTS {
+        // A plain form labelled as encoded: executing it would mean reading it as unencoded.
+        let codings: [&[&str]; 10] = [
+            &["gzip"],
+            &["x-gzip"],
+            &["deflate"],
+            &["br"],
+            &["zstd"],
+            &["x-braid-unknown"],
+            &["gzip, identity"],
+            &["identity, gzip"],
+            &["identity", "identity"],
+            &[""],
+        ];
+        for coding in codings {
+            let mut request = unspent
+                .post(endpoint)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(unspent.form(endpoint));
+            for value in coding {
+                request = request.header("content-encoding", *value);
+            }
+            let r = Captured::read(request.send().await.unwrap()).await;
+            assert_oauth_refusal(&r, 415, &format!("{endpoint} {coding:?}"));
+        }
+        // Refused on the header alone, so an oversized body does not make it a 413.
+        let oversized = unspent
+            .post(endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-encoding", "gzip")
+            .body(padded(
+                &unspent.form(endpoint),
+                braid_http::limits::MAX_BODY_BYTES + 1,
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_oauth_refusal(&Captured::read(oversized).await, 415, endpoint);
+    }
+    unspent.assert_unspent().await;
+}
+
+#[tokio::test]
+async fn token_endpoints_accept_the_identity_content_coding() {
+    let unspent = Unspent::new().await;
+    let post = |endpoint: &str, form: String, coding: &'static str| {
+        unspent
+            .post(endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-encoding", coding)
+            .body(form)
+            .send()
+    };
+    let r = post(
+        "/auth/exchange-code",
+        unspent.form("/auth/exchange-code"),
+        "identity",
+    );
+    assert_eq!(r.await.unwrap().status(), 200);
+    let r = post("/auth/refresh", unspent.form("/auth/refresh"), "Identity")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rotated: Value = r.json().await.unwrap();
+    let rotated = rotated["refresh_token"].as_str().unwrap();
+    let revoke = format!(
+        "token={rotated}&client_id={CLIENT_ID}&client_secret={}",
+        enc(CLIENT_SECRET)
+    );
+    assert_eq!(
+        post("/auth/revoke", revoke, "identity")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        error_json(unspent.env.refresh(rotated).await).await,
+        (400, "invalid_grant".into()),
+        "the revocation was executed"
     );
 }

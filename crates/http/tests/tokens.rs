@@ -19,6 +19,7 @@ fn claims(aud: &str) -> AccessClaims {
         iat: now,
         jti: "jti-1".into(),
         idp: Some("google".into()),
+        external_id: Some("42".into()),
     }
 }
 

@@ -5,6 +5,7 @@
 use crate::ProviderError;
 use crate::flow_secrets::pkce_s256_challenge;
 use crate::http_client::{HttpClient, HttpError};
+use crate::upstream_json::Document;
 use braid_core::Secret;
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
@@ -137,7 +138,7 @@ pub(crate) async fn exchange_code(
     let response = client
         .exchange_code(AuthorizationCode::new(x.code.to_owned()))
         .set_pkce_verifier(PkceCodeVerifier::new(x.pkce_verifier.to_owned()))
-        .request_async(http)
+        .request_async(&http.reading(Document::TokenResponse))
         .await
         .map_err(token_error)?;
     if *response.token_type() != BasicTokenType::Bearer {

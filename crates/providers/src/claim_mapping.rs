@@ -93,18 +93,17 @@ pub(crate) fn oidc_claims(
     let email_source = source_of("email");
     let emails = email(email_source, "email")
         .map(|address| {
-            let asserted = match preset {
-                Preset::Google => {
-                    is_json_true(email_source.get("email_verified"))
-                        && google_is_authoritative(&address, id_token)
-                }
+            let provider_verified = match preset {
                 Preset::Microsoft => is_json_true(id_token.get("xms_edov")),
                 Preset::Apple => is_true_or_string_true(email_source.get("email_verified")),
                 _ => is_json_true(email_source.get("email_verified")),
             };
+            let authoritative =
+                preset != Preset::Google || google_is_authoritative(&address, id_token);
             VerifiableEmail {
+                verified: trust.email && provider_verified && authoritative,
+                provider_verified,
                 email: address,
-                verified: trust.email && asserted,
             }
         })
         .into_iter()
@@ -164,13 +163,19 @@ pub(crate) fn github_claims(
 ) -> Result<MappedClaims, ProviderError> {
     let user = object(user)?;
     let mut out: Vec<VerifiableEmail> = Vec::new();
-    let mut add = |address: Email, verified: bool| match out.iter_mut().find(|e| e.email == address)
-    {
-        Some(existing) => existing.verified |= verified,
-        None => out.push(VerifiableEmail {
-            email: address,
-            verified,
-        }),
+    let mut add = |address: Email, provider_verified: bool| {
+        let verified = trust.email && provider_verified;
+        match out.iter_mut().find(|e| e.email == address) {
+            Some(existing) => {
+                existing.verified |= verified;
+                existing.provider_verified |= provider_verified;
+            }
+            None => out.push(VerifiableEmail {
+                email: address,
+                verified,
+                provider_verified,
+            }),
+        }
     };
     let mut entries: Vec<&Claims> = emails
         .and_then(Value::as_array)
@@ -179,7 +184,7 @@ pub(crate) fn github_claims(
     entries.sort_by_key(|e| !is_json_true(e.get("primary")));
     for entry in entries {
         if let Some(address) = email(entry, "email") {
-            add(address, trust.email && is_json_true(entry.get("verified")));
+            add(address, is_json_true(entry.get("verified")));
         }
     }
     if let Some(address) = email(user, "email") {
@@ -204,6 +209,7 @@ pub(crate) fn gitlab_claims(trust: Trust, user: &Value) -> Result<MappedClaims, 
             .map(|address| VerifiableEmail {
                 email: address,
                 verified: trust.email && confirmed,
+                provider_verified: confirmed,
             })
             .into_iter()
             .collect(),
@@ -226,6 +232,7 @@ pub(crate) fn discord_claims(trust: Trust, user: &Value) -> Result<MappedClaims,
             .map(|address| VerifiableEmail {
                 email: address,
                 verified: trust.email && is_json_true(user.get("verified")),
+                provider_verified: is_json_true(user.get("verified")),
             })
             .into_iter()
             .collect(),
@@ -244,7 +251,9 @@ pub(crate) fn facebook_claims(trust: Trust, user: &Value) -> Result<MappedClaims
         emails: email(user, "email")
             .map(|address| VerifiableEmail {
                 email: address,
+                // Graph has no verified flag: only the operator's trust makes it count.
                 verified: trust.email,
+                provider_verified: false,
             })
             .into_iter()
             .collect(),

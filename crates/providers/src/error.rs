@@ -6,6 +6,7 @@
 //! reached" (the HTTP layer answers 502) from "the provider, or someone pretending to be it, sent
 //! something we refuse" (400).
 
+use crate::upstream_json::Document;
 use braid_core::ProviderId;
 use thiserror::Error;
 
@@ -69,6 +70,11 @@ pub enum ProviderError {
     /// An upstream API refused our access token or answered with an unexpected status.
     #[error("upstream API refused the request with status {0}")]
     UpstreamStatus(u16),
+
+    /// A JSON document from the provider names a member twice in one object (RFC 7493 §2.3):
+    /// parsers disagree on what it says, so nothing in it is believed.
+    #[error("the {0} names a member twice (refused as I-JSON requires)")]
+    DuplicateMember(Document),
 }
 
 impl ProviderError {
@@ -76,6 +82,31 @@ impl ProviderError {
     /// else is a refused (bad, forged or misconfigured) response.
     pub fn is_upstream_unavailable(&self) -> bool {
         matches!(self, ProviderError::Unavailable(_))
+    }
+
+    /// The provider cannot be used as it is configured: its metadata does not fit Braid's
+    /// settings (issuer, keys, algorithms, endpoints), a setting is unusable, or the token
+    /// endpoint does not know Braid's client credentials. An operator has to change
+    /// something, here or at the provider; the person signing in cannot.
+    pub fn is_misconfigured(&self) -> bool {
+        match self {
+            ProviderError::Config(_) | ProviderError::Metadata(_) | ProviderError::InsecureUrl => {
+                true
+            }
+            ProviderError::TokenRefused(code) => {
+                code == "invalid_client" || code == "unauthorized_client"
+            }
+            _ => false,
+        }
+    }
+
+    /// The upstream document refused for a repeated member name, if that is what happened.
+    pub fn duplicate_member_in(&self) -> Option<Document> {
+        match self {
+            ProviderError::DuplicateMember(document)
+            | ProviderError::IdToken(IdTokenError::DuplicateMember(document)) => Some(*document),
+            _ => None,
+        }
     }
 }
 
@@ -85,6 +116,9 @@ impl ProviderError {
 pub enum IdTokenError {
     #[error("malformed: {0}")]
     Malformed(&'static str),
+    /// The header or the payload names a member twice (RFC 7493 §2.3).
+    #[error("the {0} names a member twice")]
+    DuplicateMember(Document),
     /// `alg` is not the one pinned for this provider (includes `none`, B01/B03).
     #[error("unexpected signing algorithm")]
     Algorithm,
@@ -119,6 +153,26 @@ pub enum IdTokenError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misconfigurations_are_what_only_an_operator_can_mend() {
+        for operator in [
+            ProviderError::Metadata("issuer".into()),
+            ProviderError::Config("x".into()),
+            ProviderError::TokenRefused("invalid_client".into()),
+            ProviderError::TokenRefused("unauthorized_client".into()),
+        ] {
+            assert!(operator.is_misconfigured(), "{operator}");
+        }
+        for other in [
+            ProviderError::Unavailable("timeout".into()),
+            ProviderError::TokenRefused("invalid_grant".into()),
+            ProviderError::IdToken(IdTokenError::Signature),
+            ProviderError::DuplicateMember(Document::TokenResponse),
+        ] {
+            assert!(!other.is_misconfigured(), "{other}");
+        }
+    }
 
     #[test]
     fn only_transport_failures_count_as_unavailable() {

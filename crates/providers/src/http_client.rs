@@ -2,10 +2,12 @@
 //! profile APIs), with the limits SECURITY-CASES H04 asks for: redirects are never followed,
 //! connect and total timeouts, a streamed body cap, and HTTPS only except on loopback.
 //!
-//! It implements oauth2/openidconnect's [`AsyncHttpClient`], so the limits apply to the
-//! crates' own requests too.
+//! Every request names the [`Document`] it fetches, and every response body passes
+//! [`refuse_duplicate_members`] before anyone reads it. oauth2/openidconnect get the client
+//! through [`HttpClient::reading`], so the limits and the check apply to their requests too.
 
 use crate::ProviderError;
+use crate::upstream_json::{Document, refuse_duplicate_members};
 use openidconnect::reqwest;
 use openidconnect::{AsyncHttpClient, HttpRequest, HttpResponse};
 use std::future::Future;
@@ -48,6 +50,8 @@ pub enum HttpError {
     TooLarge { limit: usize },
     #[error("server error {0}")]
     ServerError(u16),
+    #[error("the {0} names a member twice")]
+    DuplicateMember(Document),
     #[error("request failed: {0}")]
     Other(String),
 }
@@ -57,6 +61,7 @@ impl From<HttpError> for ProviderError {
         match e {
             HttpError::InsecureUrl => ProviderError::InsecureUrl,
             HttpError::TooLarge { limit } => ProviderError::ResponseTooLarge { limit },
+            HttpError::DuplicateMember(document) => ProviderError::DuplicateMember(document),
             HttpError::Timeout
             | HttpError::Connect
             | HttpError::ServerError(_)
@@ -121,10 +126,22 @@ impl HttpClient {
         self.limits
     }
 
+    /// This client for oauth2/openidconnect, reading one kind of document.
+    pub(crate) fn reading(&self, document: Document) -> DocumentClient<'_> {
+        DocumentClient {
+            http: self,
+            document,
+        }
+    }
+
     /// Sends one request: no redirect is followed (a 3xx comes back as it is), a 5xx becomes
-    /// [`HttpError::ServerError`], and the body is read in chunks and abandoned as soon as it
-    /// passes the cap.
-    pub async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+    /// [`HttpError::ServerError`], the body is read in chunks and abandoned as soon as it
+    /// passes the cap, and a JSON body with a repeated member name is refused.
+    pub async fn execute(
+        &self,
+        request: HttpRequest,
+        document: Document,
+    ) -> Result<HttpResponse, HttpError> {
         let url =
             url::Url::parse(&request.uri().to_string()).map_err(|_| HttpError::InsecureUrl)?;
         if !is_allowed_url(&url) {
@@ -153,6 +170,7 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk);
         }
+        refuse_duplicate_members(&body).map_err(|_| HttpError::DuplicateMember(document))?;
         builder = builder.version(response.version());
         builder
             .body(body)
@@ -167,6 +185,7 @@ impl HttpClient {
         bearer: &str,
         accept: &'static str,
         extra_headers: &[(&'static str, &'static str)],
+        document: Document,
     ) -> Result<serde_json::Value, ProviderError> {
         let mut builder = openidconnect::http::Request::builder()
             .method(openidconnect::http::Method::GET)
@@ -179,7 +198,7 @@ impl HttpClient {
         let request = builder
             .body(Vec::new())
             .map_err(|_| ProviderError::Config("invalid upstream API URL".into()))?;
-        let response = self.execute(request).await?;
+        let response = self.execute(request, document).await?;
         if !response.status().is_success() {
             return Err(ProviderError::UpstreamStatus(response.status().as_u16()));
         }
@@ -243,12 +262,18 @@ fn is_loopback_host(url: &url::Url) -> bool {
 
 type BoxedResponse<'c> = Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send + 'c>>;
 
-impl<'c> AsyncHttpClient<'c> for HttpClient {
+/// The client as oauth2/openidconnect see it, for one kind of document.
+pub(crate) struct DocumentClient<'a> {
+    http: &'a HttpClient,
+    document: Document,
+}
+
+impl<'c> AsyncHttpClient<'c> for DocumentClient<'_> {
     type Error = HttpError;
     type Future = BoxedResponse<'c>;
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(self.execute(request))
+        Box::pin(self.http.execute(request, self.document))
     }
 }
 
@@ -283,7 +308,10 @@ mod tests {
             .uri("http://idp.example/token")
             .body(Vec::new())
             .unwrap();
-        let err = client.execute(request).await.unwrap_err();
+        let err = client
+            .execute(request, Document::Discovery)
+            .await
+            .unwrap_err();
         assert!(matches!(err, HttpError::InsecureUrl));
         assert!(!ProviderError::from(err).is_upstream_unavailable());
     }

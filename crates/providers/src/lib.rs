@@ -20,14 +20,19 @@ pub mod preset;
 mod preset_endpoints;
 pub mod provider;
 pub mod registry;
+mod self_hosted;
 pub mod settings;
+pub mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod upstream_json;
 
 pub use error::{IdTokenError, ProviderError};
 pub use http_client::{HttpClient, HttpLimits};
 pub use login_flow::{AuthorizationRequest, CallbackParams, ExpectedFlow};
 pub use preset::Preset;
-pub use provider::Provider;
-pub use registry::ProviderRegistry;
+pub use provider::{MatchedClaims, Provider};
+pub use registry::{ProviderRegistry, RegistryOptions};
 pub use settings::ProviderSettings;
+pub use status::ProviderStatus;
+pub use upstream_json::Document;

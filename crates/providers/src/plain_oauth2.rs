@@ -11,10 +11,12 @@ use crate::claim_mapping::{
 use crate::login_flow::{AuthorizationRequest, CallbackParams, ExpectedFlow};
 use crate::preset_endpoints::{OAuth2Spec, ProfileApi};
 use crate::provider::{Provider, check_response_issuer};
+use crate::upstream_json::Document;
 
 const JSON: &str = "application/json";
 const GITHUB_JSON: &str = "application/vnd.github+json";
 const GITHUB_HEADERS: [(&str, &str); 1] = [("x-github-api-version", "2022-11-28")];
+const PROFILE: Document = Document::ProfileApi;
 
 pub(crate) fn authorization_request(
     p: &Provider,
@@ -74,11 +76,11 @@ pub(crate) async fn complete(
     let claims = match &spec.api {
         ProfileApi::Github { user, emails } => {
             let user = http
-                .get_json(user, token, GITHUB_JSON, &GITHUB_HEADERS)
+                .get_json(user, token, GITHUB_JSON, &GITHUB_HEADERS, PROFILE)
                 .await?;
             // Without the `user:email` grant the list is refused: no verified address then.
             let emails = match http
-                .get_json(emails, token, GITHUB_JSON, &GITHUB_HEADERS)
+                .get_json(emails, token, GITHUB_JSON, &GITHUB_HEADERS, PROFILE)
                 .await
             {
                 Ok(list) => Some(list),
@@ -87,15 +89,18 @@ pub(crate) async fn complete(
             };
             github_claims(p.trust, &user, emails.as_ref())?
         }
-        ProfileApi::Gitlab { user } => {
-            gitlab_claims(p.trust, &http.get_json(user, token, JSON, &[]).await?)?
-        }
-        ProfileApi::Discord { me } => {
-            discord_claims(p.trust, &http.get_json(me, token, JSON, &[]).await?)?
-        }
-        ProfileApi::Facebook { me } => {
-            facebook_claims(p.trust, &http.get_json(me, token, JSON, &[]).await?)?
-        }
+        ProfileApi::Gitlab { user } => gitlab_claims(
+            p.trust,
+            &http.get_json(user, token, JSON, &[], PROFILE).await?,
+        )?,
+        ProfileApi::Discord { me } => discord_claims(
+            p.trust,
+            &http.get_json(me, token, JSON, &[], PROFILE).await?,
+        )?,
+        ProfileApi::Facebook { me } => facebook_claims(
+            p.trust,
+            &http.get_json(me, token, JSON, &[], PROFILE).await?,
+        )?,
     };
     Ok((spec.issuer.clone(), claims))
 }

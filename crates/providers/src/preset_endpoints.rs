@@ -1,7 +1,9 @@
 //! Where each preset lives: the issuer of the OpenID Connect presets, the fixed endpoints of
 //! the plain OAuth 2.0 ones, and the scopes each needs. `upstream_base_url` (a test seam)
-//! moves a preset's endpoints onto a local mock, keeping their paths.
+//! moves a preset's endpoints onto a local mock, keeping their paths; `base_url` (a setting)
+//! moves github or gitlab onto an Enterprise Server or self-managed instance.
 
+use crate::self_hosted::self_hosted_base;
 use crate::settings::check_issuer;
 use crate::{Preset, ProviderError, ProviderSettings};
 use url::Url;
@@ -11,6 +13,8 @@ pub(crate) const MICROSOFT_CONSUMERS_TENANT: &str = "9188040d-6c67-4c5b-b112-36a
 const MICROSOFT_AUTHORITY: &str = "https://login.microsoftonline.com";
 const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 const APPLE_ISSUER: &str = "https://appleid.apple.com";
+const GITHUB_COM: &str = "https://github.com";
+const GITHUB_API: &str = "https://api.github.com";
 const GITLAB_COM: &str = "https://gitlab.com";
 const FACEBOOK_GRAPH_VERSION: &str = "v21.0";
 
@@ -164,48 +168,8 @@ pub(crate) fn protocol_for(settings: &ProviderSettings) -> Result<Protocol, Prov
                 &["openid", "email", "profile"],
             )
         }
-        Preset::Github => {
-            let (web, api) = match &settings.upstream_base_url {
-                Some(_) => {
-                    let b = base(settings, "")?;
-                    (b.clone(), b)
-                }
-                None => (
-                    "https://github.com".to_owned(),
-                    "https://api.github.com".to_owned(),
-                ),
-            };
-            Protocol::OAuth2(Box::new(OAuth2Spec {
-                issuer: web.clone(),
-                authorize: url(&format!("{web}/login/oauth/authorize"))?,
-                token: url(&format!("{web}/login/oauth/access_token"))?,
-                api: ProfileApi::Github {
-                    user: url(&format!("{api}/user"))?,
-                    emails: url(&format!("{api}/user/emails"))?,
-                },
-                scopes: scopes(&["read:user", "user:email"], extra),
-                secret_in_body: false,
-            }))
-        }
-        Preset::Gitlab => {
-            let web = match (&settings.upstream_base_url, &settings.issuer) {
-                (None, Some(issuer)) => {
-                    check_issuer(issuer).map_err(ProviderError::Config)?;
-                    issuer.trim_end_matches('/').to_owned()
-                }
-                _ => base(settings, GITLAB_COM)?,
-            };
-            Protocol::OAuth2(Box::new(OAuth2Spec {
-                issuer: web.clone(),
-                authorize: url(&format!("{web}/oauth/authorize"))?,
-                token: url(&format!("{web}/oauth/token"))?,
-                api: ProfileApi::Gitlab {
-                    user: url(&format!("{web}/api/v4/user"))?,
-                },
-                scopes: scopes(&["read_user"], extra),
-                secret_in_body: false,
-            }))
-        }
+        Preset::Github => Protocol::OAuth2(Box::new(github(settings)?)),
+        Preset::Gitlab => Protocol::OAuth2(Box::new(gitlab(settings)?)),
         Preset::Discord => {
             let web = base(settings, "https://discord.com")?;
             Protocol::OAuth2(Box::new(OAuth2Spec {
@@ -247,6 +211,52 @@ pub(crate) fn protocol_for(settings: &ProviderSettings) -> Result<Protocol, Prov
     })
 }
 
+/// The base URL of an Enterprise Server or self-managed instance, if one is configured.
+fn self_hosted(settings: &ProviderSettings) -> Result<Option<String>, ProviderError> {
+    self_hosted_base(settings).map_err(ProviderError::Config)
+}
+
+/// github.com keeps its API on another host; Enterprise Server under `/api/v3` of its own.
+fn github(settings: &ProviderSettings) -> Result<OAuth2Spec, ProviderError> {
+    let (web, api) = match (self_hosted(settings)?, &settings.upstream_base_url) {
+        (Some(server), _) => (server.clone(), format!("{server}/api/v3")),
+        // The test seam serves the API at the mock's root, as api.github.com does.
+        (None, Some(_)) => {
+            let mock = base(settings, "")?;
+            (mock.clone(), mock)
+        }
+        (None, None) => (GITHUB_COM.to_owned(), GITHUB_API.to_owned()),
+    };
+    Ok(OAuth2Spec {
+        issuer: web.clone(),
+        authorize: url(&format!("{web}/login/oauth/authorize"))?,
+        token: url(&format!("{web}/login/oauth/access_token"))?,
+        api: ProfileApi::Github {
+            user: url(&format!("{api}/user"))?,
+            emails: url(&format!("{api}/user/emails"))?,
+        },
+        scopes: scopes(&["read:user", "user:email"], &settings.scopes),
+        secret_in_body: false,
+    })
+}
+
+fn gitlab(settings: &ProviderSettings) -> Result<OAuth2Spec, ProviderError> {
+    let web = match self_hosted(settings)? {
+        Some(server) => server,
+        None => base(settings, GITLAB_COM)?,
+    };
+    Ok(OAuth2Spec {
+        issuer: web.clone(),
+        authorize: url(&format!("{web}/oauth/authorize"))?,
+        token: url(&format!("{web}/oauth/token"))?,
+        api: ProfileApi::Gitlab {
+            user: url(&format!("{web}/api/v4/user"))?,
+        },
+        scopes: scopes(&["read_user"], &settings.scopes),
+        secret_in_body: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +279,7 @@ mod tests {
         let Protocol::OAuth2(github) = spec(Preset::Github) else {
             panic!()
         };
+        assert_eq!(github.issuer, "https://github.com");
         assert_eq!(
             github.token.as_str(),
             "https://github.com/login/oauth/access_token"
@@ -289,6 +300,7 @@ mod tests {
             panic!()
         };
         assert_eq!(gitlab.issuer, "https://gitlab.com");
+        assert_eq!(gitlab.token.as_str(), "https://gitlab.com/oauth/token");
         let Protocol::OAuth2(facebook) = spec(Preset::Facebook) else {
             panic!()
         };
@@ -338,6 +350,77 @@ mod tests {
             panic!()
         };
         assert_eq!(user.as_str(), "https://git.example.org/api/v4/user");
+    }
+
+    fn oauth2(preset: Preset, base_url: &str) -> OAuth2Spec {
+        let mut s = ProviderSettings::new(preset, "c");
+        s.base_url = Some(base_url.into());
+        let Protocol::OAuth2(spec) = protocol_for(&s).unwrap() else {
+            panic!()
+        };
+        *spec
+    }
+
+    #[test]
+    fn github_enterprise_server_has_oauth_at_its_root_and_the_api_under_api_v3() {
+        let ghe = oauth2(Preset::Github, "https://github.example.com/");
+        assert_eq!(
+            ghe.authorize.as_str(),
+            "https://github.example.com/login/oauth/authorize"
+        );
+        assert_eq!(
+            ghe.token.as_str(),
+            "https://github.example.com/login/oauth/access_token"
+        );
+        let ProfileApi::Github { user, emails } = ghe.api else {
+            panic!()
+        };
+        assert_eq!(user.as_str(), "https://github.example.com/api/v3/user");
+        assert_eq!(
+            emails.as_str(),
+            "https://github.example.com/api/v3/user/emails"
+        );
+        assert_eq!(ghe.scopes, ["read:user", "user:email"]);
+    }
+
+    #[test]
+    fn github_enterprise_identities_carry_the_servers_issuer_not_github_coms() {
+        let ghe = oauth2(Preset::Github, "https://github.example.com/");
+        assert_eq!(ghe.issuer, "https://github.example.com");
+        let Protocol::OAuth2(public) = spec(Preset::Github) else {
+            panic!()
+        };
+        assert_eq!(public.issuer, "https://github.com");
+    }
+
+    #[test]
+    fn self_managed_gitlab_from_base_url_has_oauth_and_api_v4_under_it() {
+        for (base, root) in [
+            ("https://gitlab.example.com/", "https://gitlab.example.com"),
+            ("https://example.com/gitlab", "https://example.com/gitlab"),
+        ] {
+            let gitlab = oauth2(Preset::Gitlab, base);
+            assert_eq!(gitlab.issuer, root);
+            assert_eq!(gitlab.authorize.as_str(), format!("{root}/oauth/authorize"));
+            assert_eq!(gitlab.token.as_str(), format!("{root}/oauth/token"));
+            let ProfileApi::Gitlab { user } = gitlab.api else {
+                panic!()
+            };
+            assert_eq!(user.as_str(), format!("{root}/api/v4/user"));
+        }
+    }
+
+    #[test]
+    fn a_base_url_the_checks_refuse_builds_no_provider() {
+        for (preset, bad) in [
+            (Preset::Github, "http://github.example.com"),
+            (Preset::Github, "https://github.example.com/api/v3"),
+            (Preset::Gitlab, "https://gitlab.example.com/?x=1"),
+        ] {
+            let mut s = ProviderSettings::new(preset, "c");
+            s.base_url = Some(bad.into());
+            assert!(protocol_for(&s).is_err(), "{bad}");
+        }
     }
 
     #[test]

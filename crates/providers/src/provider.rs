@@ -9,9 +9,9 @@ use crate::login_flow::{AuthorizationRequest, CallbackParams, ExpectedFlow};
 use crate::oidc::discovery::MetadataCache;
 use crate::oidc::id_token::{ExpectedIssuer, parse_algorithm};
 use crate::preset_endpoints::{MetadataIssuer, OAuth2Spec, OidcSpec, Protocol, protocol_for};
+use crate::status::ProviderStatus;
 use crate::{Preset, ProviderError, ProviderSettings, oidc, plain_oauth2};
 use braid_core::{FederatedIdentity, ProviderId, Secret};
-use jsonwebtoken::Algorithm;
 
 /// Authorization codes longer than this are refused without calling upstream.
 const MAX_CODE_LEN: usize = 2048;
@@ -32,8 +32,24 @@ pub(crate) enum Upstream {
 pub(crate) struct OidcUpstream {
     pub spec: OidcSpec,
     pub cache: MetadataCache,
-    pub alg: Algorithm,
     pub id_token_issuer: ExpectedIssuer,
+}
+
+/// Which claims account linking compares (`account_linking.match_by`): UserInfo is asked for
+/// those the ID token leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchedClaims {
+    pub email: bool,
+    pub phone: bool,
+}
+
+impl Default for MatchedClaims {
+    fn default() -> Self {
+        Self {
+            email: true,
+            phone: true,
+        }
+    }
 }
 
 pub struct Provider {
@@ -46,6 +62,7 @@ pub struct Provider {
     pub(crate) client_id: String,
     pub(crate) credential: ClientCredential,
     pub(crate) trust: Trust,
+    pub(crate) matched: MatchedClaims,
     pub(crate) http: HttpClient,
     pub(crate) upstream: Upstream,
 }
@@ -87,13 +104,19 @@ impl Provider {
         settings: &ProviderSettings,
         redirect_uri: String,
         http: HttpClient,
+        matched: MatchedClaims,
     ) -> Result<Self, ProviderError> {
         let upstream = match protocol_for(settings)? {
             Protocol::Oidc(spec) => {
-                let alg_name = settings.id_token_alg.as_deref().unwrap_or("RS256");
-                let alg = parse_algorithm(alg_name).ok_or_else(|| {
-                    ProviderError::Config(format!("unsupported id_token_alg {alg_name}"))
-                })?;
+                let pinned = settings
+                    .id_token_alg
+                    .as_deref()
+                    .map(|name| {
+                        parse_algorithm(name).ok_or_else(|| {
+                            ProviderError::Config(format!("unsupported id_token_alg {name}"))
+                        })
+                    })
+                    .transpose()?;
                 let id_token_issuer = match &spec.metadata_issuer {
                     // The real Google documents two forms of its issuer.
                     MetadataIssuer::Exact(_)
@@ -111,9 +134,8 @@ impl Provider {
                     }
                 };
                 Upstream::Oidc(OidcUpstream {
-                    cache: MetadataCache::new(spec.clone()),
+                    cache: MetadataCache::new(spec.clone(), pinned),
                     spec,
-                    alg,
                     id_token_issuer,
                 })
             }
@@ -135,6 +157,7 @@ impl Provider {
                 email: settings.trust_email(),
                 phone: settings.trust_phone(),
             },
+            matched,
             http,
             upstream,
         })
@@ -181,9 +204,9 @@ impl Provider {
         let state = random_token()?;
         let pkce_verifier = random_token()?;
         match &self.upstream {
-            Upstream::Oidc(o) => {
-                oidc::flow::authorization_request(self, o, state, pkce_verifier).await
-            }
+            Upstream::Oidc(o) => oidc::flow::authorization_request(self, o, state, pkce_verifier)
+                .await
+                .map_err(|e| self.noted(e)),
             Upstream::OAuth2(spec) => Ok(plain_oauth2::authorization_request(
                 self,
                 spec,
@@ -191,6 +214,47 @@ impl Provider {
                 pkce_verifier,
             )),
         }
+    }
+
+    /// How the provider stands as far as Braid last found out.
+    pub fn status(&self) -> ProviderStatus {
+        if !self.enabled {
+            return ProviderStatus::Disabled;
+        }
+        match &self.upstream {
+            Upstream::Oidc(o) => o.cache.status(),
+            // Fixed endpoints, already checked when the settings were read.
+            Upstream::OAuth2(_) => ProviderStatus::Ready,
+        }
+    }
+
+    /// Fetches what the provider publishes (discovery document and keys) unless a fresh copy
+    /// is cached, so that a misconfiguration shows before a person meets it. Plain OAuth 2.0
+    /// providers publish nothing to check.
+    pub async fn check(&self) -> Result<(), ProviderError> {
+        match &self.upstream {
+            Upstream::Oidc(o) => o
+                .cache
+                .current(&self.http)
+                .await
+                .map(|_| ())
+                .map_err(|e| self.noted(e)),
+            Upstream::OAuth2(_) => Ok(()),
+        }
+    }
+
+    /// A document refused for a repeated member name is worth the operator's attention
+    /// whatever the caller does with the error: a provider, or something between it and
+    /// Braid, sends JSON that parsers read in different ways.
+    fn noted(&self, e: ProviderError) -> ProviderError {
+        if let Some(document) = e.duplicate_member_in() {
+            tracing::warn!(
+                provider = %self.id,
+                document = document.as_str(),
+                "refused a JSON document from the provider: an object in it names a member twice (RFC 7493 §2.3)"
+            );
+        }
+        e
     }
 
     /// Completes a login whose `state` the caller has already checked: RFC 9207 `iss`, code
@@ -211,11 +275,10 @@ impl Provider {
             return Err(ProviderError::InvalidCallback("authorization code"));
         }
         let (issuer, claims) = match &self.upstream {
-            Upstream::Oidc(o) => oidc::flow::complete(self, o, &callback, expected).await?,
-            Upstream::OAuth2(spec) => {
-                plain_oauth2::complete(self, spec, &callback, expected).await?
-            }
-        };
+            Upstream::Oidc(o) => oidc::flow::complete(self, o, &callback, expected).await,
+            Upstream::OAuth2(spec) => plain_oauth2::complete(self, spec, &callback, expected).await,
+        }
+        .map_err(|e| self.noted(e))?;
         let MappedClaims {
             subject,
             emails,

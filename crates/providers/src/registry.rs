@@ -1,7 +1,7 @@
 //! All configured providers, built once at start-up.
 
 use crate::http_client::{HttpClient, HttpLimits};
-use crate::provider::Provider;
+use crate::provider::{MatchedClaims, Provider};
 use crate::{ProviderError, ProviderSettings};
 use braid_core::ProviderId;
 use std::collections::BTreeMap;
@@ -20,15 +20,16 @@ impl ProviderRegistry {
         settings: &BTreeMap<String, ProviderSettings>,
         callback_base: &str,
     ) -> Result<Self, ProviderError> {
-        Self::with_http_limits(settings, callback_base, HttpLimits::default())
+        Self::with_options(settings, callback_base, RegistryOptions::default())
     }
 
-    /// As [`ProviderRegistry::new`], with other limits for the outbound HTTP client.
-    pub fn with_http_limits(
+    /// As [`ProviderRegistry::new`], with other options.
+    pub fn with_options(
         settings: &BTreeMap<String, ProviderSettings>,
         callback_base: &str,
-        limits: HttpLimits,
+        options: RegistryOptions,
     ) -> Result<Self, ProviderError> {
+        let limits = options.http_limits;
         let base = callback_base_url(callback_base)?;
         let shared = HttpClient::with_limits(limits, None)?;
         let mut providers = BTreeMap::new();
@@ -53,7 +54,8 @@ impl ProviderRegistry {
                 None => shared.clone(),
             };
             let redirect_uri = format!("{base}/auth/connect/{id}/callback");
-            let provider = Provider::new(id.clone(), s, redirect_uri, http)?;
+            let provider =
+                Provider::new(id.clone(), s, redirect_uri, http, options.matched_claims)?;
             providers.insert(id, Arc::new(provider));
         }
         Ok(Self { providers })
@@ -68,6 +70,17 @@ impl ProviderRegistry {
     pub fn ids(&self) -> impl Iterator<Item = &ProviderId> {
         self.providers.keys()
     }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Provider>> {
+        self.providers.values()
+    }
+}
+
+/// What every provider of a registry shares.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RegistryOptions {
+    pub http_limits: HttpLimits,
+    pub matched_claims: MatchedClaims,
 }
 
 /// An http(s) URL without query or fragment; a trailing slash is dropped.

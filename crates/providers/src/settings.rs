@@ -1,4 +1,5 @@
 use crate::Preset;
+use crate::self_hosted::{base_url_problems, check_base_url};
 use braid_core::{ProviderId, Secret};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -13,9 +14,13 @@ pub struct ProviderSettings {
     /// Read the client secret from this file instead (Docker/Kubernetes secrets).
     #[serde(default)]
     pub client_secret_file: Option<PathBuf>,
-    /// Issuer URL: required for `oidc`; for `gitlab` the base URL of a self-managed instance.
+    /// Issuer URL: required for `oidc`. For `gitlab`, an older spelling of `base_url`.
     #[serde(default)]
     pub issuer: Option<String>,
+    /// `github`: a GitHub Enterprise Server; `gitlab`: a self-managed GitLab. Default: the
+    /// public service (github.com, gitlab.com).
+    #[serde(default)]
+    pub base_url: Option<String>,
     /// Microsoft Entra tenant (`common`, `organizations`, `consumers` or a tenant id).
     #[serde(default)]
     pub tenant: Option<String>,
@@ -77,6 +82,7 @@ impl ProviderSettings {
             client_secret: None,
             client_secret_file: None,
             issuer: None,
+            base_url: None,
             tenant: None,
             scopes: Vec::new(),
             display_name: None,
@@ -134,6 +140,11 @@ impl ProviderSettings {
             (None, p) if p.needs_issuer() => {
                 out.push(format!("{at}.issuer: required for preset {}", p.name()))
             }
+            (Some(issuer), Preset::Gitlab) => {
+                if let Err(e) = check_base_url(Preset::Gitlab, issuer) {
+                    out.push(format!("{at}.issuer: {e}"));
+                }
+            }
             (Some(issuer), _) => {
                 if let Err(e) = check_issuer(issuer) {
                     out.push(format!("{at}.issuer: {e}"));
@@ -141,6 +152,7 @@ impl ProviderSettings {
             }
             _ => {}
         }
+        out.extend(base_url_problems(self, &at));
         if self.tenant.is_some() && self.preset != Preset::Microsoft {
             out.push(format!(
                 "{at}.tenant: only the microsoft preset has a tenant"
@@ -293,6 +305,17 @@ mod tests {
         assert_eq!(p.upstream_base_url, None);
         let dumped = serde_json::to_value(&p).unwrap();
         assert!(dumped.get("upstream_base_url").is_none());
+    }
+
+    #[test]
+    fn base_url_is_a_configuration_setting_unlike_the_test_seam() {
+        let p: ProviderSettings = serde_json::from_str(
+            r#"{"preset":"github","client_id":"x","client_secret":"s","base_url":"https://github.example.com"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.base_url.as_deref(), Some("https://github.example.com"));
+        assert_eq!(p.upstream_base_url, None);
+        assert_eq!(p.problems("ghe"), Vec::<String>::new());
     }
 
     #[test]

@@ -37,7 +37,7 @@ async fn h04_body_over_the_cap_announced_by_content_length_is_refused() {
         .await;
     let err = HttpClient::new()
         .unwrap()
-        .execute(get(&server.uri()))
+        .execute(get(&server.uri()), braid_providers::Document::Discovery)
         .await
         .unwrap_err();
     assert!(
@@ -78,7 +78,10 @@ async fn h04_chunked_body_is_aborted_as_soon_as_it_passes_the_cap() {
     });
     let err = HttpClient::new()
         .unwrap()
-        .execute(get(&format!("http://{addr}/jwks")))
+        .execute(
+            get(&format!("http://{addr}/jwks")),
+            braid_providers::Document::KeySet,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -108,7 +111,10 @@ async fn h04_slow_upstream_times_out_as_unavailable() {
     };
     let client = HttpClient::with_limits(limits, None).unwrap();
     let started = Instant::now();
-    let err = client.execute(get(&server.uri())).await.unwrap_err();
+    let err = client
+        .execute(get(&server.uri()), braid_providers::Document::Discovery)
+        .await
+        .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(ProviderError::from(err).is_upstream_unavailable());
 }
@@ -233,8 +239,15 @@ async fn b17_the_registry_limits_apply_to_discovery_too() {
         ..HttpLimits::default()
     };
     let settings = BTreeMap::from([("corp".to_owned(), idp.provider_settings())]);
-    let registry =
-        ProviderRegistry::with_http_limits(&settings, support::CALLBACK_BASE, limits).unwrap();
+    let registry = ProviderRegistry::with_options(
+        &settings,
+        support::CALLBACK_BASE,
+        braid_providers::RegistryOptions {
+            http_limits: limits,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let err = registry
         .get("corp")
         .unwrap()

@@ -61,15 +61,116 @@ async fn b03_unexpected_alg_rejected_even_when_signed_by_the_providers_key() {
     }
 }
 
+fn metadata_error(result: Result<impl std::fmt::Debug, ProviderError>) -> String {
+    match result {
+        Err(ProviderError::Metadata(why)) => why,
+        other => panic!("expected a metadata (misconfiguration) error, got {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn b03_a_pinned_other_alg_refuses_rs256_tokens() {
+async fn b03_a_pinned_other_alg_refuses_rs256_tokens_and_names_the_wrong_pin() {
     let idp = FakeIdp::start().await;
+    idp.set_declared_algs(&["RS256", "PS256"]);
+    idp.set_published_key_alg(None);
     let mut settings = idp.provider_settings();
     settings.id_token_alg = Some("PS256".into());
     let p = support::provider("corp", settings);
+    let why = metadata_error(login(&idp, &p).await);
+    assert!(
+        why.contains("signs ID tokens with RS256") && why.contains("pins PS256"),
+        "{why}"
+    );
+}
+
+#[tokio::test]
+async fn id_token_algorithm_comes_from_discovery_without_a_pin() {
+    let idp = FakeIdp::start().await;
+    idp.set_declared_algs(&["PS256"]);
+    idp.set_published_key_alg(Some("PS256"));
+    let p = oidc_provider(&idp);
+    let script = LoginScript {
+        header_alg: Some("PS256".into()),
+        ..LoginScript::default()
+    };
+    let identity = login_with(&idp, &p, script).await.unwrap();
+    assert_eq!(identity.subject.as_str(), "fake-user-1");
     assert_eq!(
-        id_token_error(login(&idp, &p).await),
-        IdTokenError::Algorithm
+        p.status(),
+        braid_providers::ProviderStatus::Ready,
+        "the provider is ready once discovered"
+    );
+}
+
+#[tokio::test]
+async fn b03_an_algorithm_the_provider_does_not_declare_is_refused() {
+    let idp = FakeIdp::start().await;
+    idp.set_declared_algs(&["RS256"]);
+    let p = oidc_provider(&idp);
+    for alg in ["PS256", "RS512", "HS256", "none"] {
+        let script = LoginScript {
+            header_alg: Some(alg.into()),
+            ..LoginScript::default()
+        };
+        assert_eq!(
+            id_token_error(login_with(&idp, &p, script).await),
+            IdTokenError::Algorithm,
+            "{alg}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn none_and_hmac_are_never_taken_from_discovery() {
+    let idp = FakeIdp::start().await;
+    idp.set_declared_algs(&["none", "HS256", "HS512"]);
+    let p = oidc_provider(&idp);
+    let why = metadata_error(p.authorization_request().await);
+    assert!(
+        why.contains("declares no ID token algorithm Braid accepts"),
+        "{why}"
+    );
+    assert_eq!(p.status(), braid_providers::ProviderStatus::Misconfigured);
+    assert_eq!(idp.authorize_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_pin_the_provider_does_not_declare_is_a_misconfiguration() {
+    let idp = FakeIdp::start().await;
+    let mut settings = idp.provider_settings();
+    settings.id_token_alg = Some("ES256".into());
+    let p = support::provider("corp", settings);
+    let why = metadata_error(p.authorization_request().await);
+    assert!(
+        why.contains("id_token_alg pins ES256, which the provider does not declare"),
+        "{why}"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_without_a_key_for_its_algorithms_is_a_misconfiguration() {
+    let idp = FakeIdp::start().await;
+    // The fake publishes one RSA key only.
+    idp.set_declared_algs(&["ES256", "EdDSA"]);
+    let p = oidc_provider(&idp);
+    let why = metadata_error(p.authorization_request().await);
+    assert!(why.contains("no key in the provider's key set"), "{why}");
+}
+
+#[tokio::test]
+async fn the_keys_own_type_binds_the_algorithm() {
+    let idp = FakeIdp::start().await;
+    // ES256 is declared and accepted, but the only key is RSA: a token claiming ES256 cannot
+    // be verified with it, whatever its signature says.
+    idp.set_declared_algs(&["RS256", "ES256"]);
+    let p = oidc_provider(&idp);
+    let script = LoginScript {
+        header_alg: Some("ES256".into()),
+        ..LoginScript::default()
+    };
+    assert_eq!(
+        id_token_error(login_with(&idp, &p, script).await),
+        IdTokenError::Signature
     );
 }
 

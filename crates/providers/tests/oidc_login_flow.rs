@@ -588,3 +588,50 @@ async fn userinfo_is_called_only_when_the_id_token_lacks_the_matching_claims() {
     assert_eq!(identity.emails[0].email.as_str(), "alice@example.com");
     assert!(identity.emails[0].verified);
 }
+
+#[tokio::test]
+async fn a_verified_phone_only_in_userinfo_is_not_lost_when_the_id_token_has_the_email() {
+    let idp = FakeIdp::start().await;
+    idp.set_account(FakeAccount {
+        phone_number: Some("+1 202 555 0100".into()),
+        phone_number_verified: Some(Value::Bool(true)),
+        ..FakeAccount::default()
+    });
+    let mut settings = idp.provider_settings();
+    settings.scopes = vec!["phone".into()];
+    settings.trust_phone = Some(true);
+    let phone_in_userinfo_only = || LoginScript {
+        remove_claims: vec!["phone_number".into(), "phone_number_verified".into()],
+        ..LoginScript::default()
+    };
+
+    let p = support::provider("corp", settings.clone());
+    let identity = login_with(&idp, &p, phone_in_userinfo_only())
+        .await
+        .unwrap();
+    assert_eq!(idp.userinfo_calls(), 1, "phone is matched on and missing");
+    assert_eq!(identity.phones.len(), 1);
+    assert_eq!(identity.phones[0].phone.as_str(), "+12025550100");
+    assert!(identity.phones[0].verified);
+    assert_eq!(identity.emails[0].email.as_str(), "alice@example.com");
+
+    // When linking compares emails only, the phone is not worth a round trip.
+    let all = std::collections::BTreeMap::from([("corp".to_owned(), settings)]);
+    let emails_only = braid_providers::ProviderRegistry::with_options(
+        &all,
+        support::CALLBACK_BASE,
+        braid_providers::RegistryOptions {
+            matched_claims: braid_providers::MatchedClaims {
+                email: true,
+                phone: false,
+            },
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let p = emails_only.get("corp").unwrap();
+    login_with(&idp, &p, phone_in_userinfo_only())
+        .await
+        .unwrap();
+    assert_eq!(idp.userinfo_calls(), 1, "no second UserInfo call");
+}

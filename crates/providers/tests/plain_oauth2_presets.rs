@@ -1,5 +1,6 @@
 //! GitHub, GitLab, Discord and Facebook (plain OAuth 2.0) against wiremock doubles of their
-//! token endpoints and profile APIs.
+//! token endpoints and profile APIs, and GitHub Enterprise Server and self-managed GitLab
+//! reached through `base_url`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -14,11 +15,30 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TOKEN: &str = "upstream-access-token";
 
-fn settings(preset: Preset, server: &MockServer) -> ProviderSettings {
+fn client(preset: Preset) -> ProviderSettings {
     let mut s = ProviderSettings::new(preset, "client-1");
     s.client_secret = Some(Secret::new("secret-1"));
+    s
+}
+
+/// The public service's paths, moved onto `server` by the test seam.
+fn settings(preset: Preset, server: &MockServer) -> ProviderSettings {
+    let mut s = client(preset);
     s.upstream_base_url = Some(server.uri());
     s
+}
+
+/// An Enterprise Server or self-managed instance at `base_url`, as an operator configures it.
+fn self_hosted(preset: Preset, base_url: String) -> ProviderSettings {
+    let mut s = client(preset);
+    s.base_url = Some(base_url);
+    s
+}
+
+/// The paths `server` was asked for, in order.
+async fn paths_called(server: &MockServer) -> Vec<String> {
+    let received = server.received_requests().await.unwrap();
+    received.iter().map(|r| r.url.path().to_owned()).collect()
 }
 
 async fn mount_token(server: &MockServer, token_path: &str) {
@@ -63,13 +83,14 @@ fn emails(identity: &FederatedIdentity) -> Vec<(String, bool)> {
 
 async fn github(server: &MockServer, user: Value, emails: Option<Value>) -> Arc<Provider> {
     mount_token(server, "/login/oauth/access_token").await;
-    mount_github_api(server, user, emails).await;
+    mount_github_api(server, "", user, emails).await;
     provider("github", settings(Preset::Github, server))
 }
 
-async fn mount_github_api(server: &MockServer, user: Value, emails: Option<Value>) {
+/// GitHub's `/user` and `/user/emails` under `api_root` (`/api/v3` on Enterprise Server).
+async fn mount_github_api(server: &MockServer, api_root: &str, user: Value, emails: Option<Value>) {
     Mock::given(method("GET"))
-        .and(path("/user"))
+        .and(path(format!("{api_root}/user")))
         .and(header("accept", "application/vnd.github+json"))
         .and(header_exists("user-agent"))
         .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
@@ -83,7 +104,7 @@ async fn mount_github_api(server: &MockServer, user: Value, emails: Option<Value
         }
     };
     Mock::given(method("GET"))
-        .and(path("/user/emails"))
+        .and(path(format!("{api_root}/user/emails")))
         .respond_with(emails_response)
         .mount(server)
         .await;
@@ -123,7 +144,7 @@ async fn a11_the_verifier_reaches_the_token_endpoint() {
     let server = MockServer::start().await;
     let p = provider("github", settings(Preset::Github, &server));
     let request = p.authorization_request().await.unwrap();
-    mount_github_api(&server, json!({"id": 1}), Some(json!([]))).await;
+    mount_github_api(&server, "", json!({"id": 1}), Some(json!([]))).await;
     Mock::given(method("POST"))
         .and(path("/login/oauth/access_token"))
         .and(body_string_contains(
@@ -392,4 +413,85 @@ async fn profile_api_refusing_the_token_is_a_refused_login_not_an_outage() {
         .unwrap_err();
     assert!(matches!(err, ProviderError::UpstreamStatus(401)), "{err}");
     assert!(!err.is_upstream_unavailable());
+}
+
+#[tokio::test]
+async fn github_enterprise_server_login_uses_its_login_and_api_v3_endpoints_and_its_own_issuer() {
+    let server = MockServer::start().await;
+    mount_token(&server, "/login/oauth/access_token").await;
+    mount_github_api(
+        &server,
+        "/api/v3",
+        json!({"id": 583231, "login": "octocat", "email": "public@example.com"}),
+        Some(json!([
+            {"email": "main@example.com", "verified": true, "primary": true, "visibility": "private"},
+            {"email": "old@example.com", "verified": false, "primary": false, "visibility": null},
+        ])),
+    )
+    .await;
+    let p = provider(
+        "ghe",
+        self_hosted(Preset::Github, format!("{}/", server.uri())),
+    );
+    let request = p.authorization_request().await.unwrap();
+    let authorize = format!("{}/login/oauth/authorize?", server.uri());
+    assert!(
+        request.url.as_str().starts_with(&authorize),
+        "{}",
+        request.url
+    );
+    let identity = login(&p).await.unwrap();
+    assert_eq!(
+        paths_called(&server).await,
+        [
+            "/login/oauth/access_token",
+            "/api/v3/user",
+            "/api/v3/user/emails"
+        ]
+    );
+    assert_eq!(identity.subject.as_str(), "583231");
+    assert_eq!(identity.issuer, server.uri());
+    assert_ne!(identity.issuer, "https://github.com");
+    assert_eq!(
+        emails(&identity),
+        [
+            ("main@example.com".to_owned(), true),
+            ("old@example.com".to_owned(), false),
+            ("public@example.com".to_owned(), false),
+        ]
+    );
+}
+
+/// A login against a self-managed GitLab at `{server}{root}`: the paths called and the identity.
+async fn self_managed_gitlab_login(root: &str) -> (Vec<String>, FederatedIdentity) {
+    let server = MockServer::start().await;
+    mount_token(&server, &format!("{root}/oauth/token")).await;
+    mount_json(
+        &server,
+        &format!("{root}/api/v4/user"),
+        json!({"id": 7, "username": "al", "email": "al@example.com", "confirmed_at": "2024-01-01T00:00:00Z"}),
+    )
+    .await;
+    let base_url = format!("{}{root}", server.uri());
+    let p = provider("gitlab", self_hosted(Preset::Gitlab, base_url.clone()));
+    let request = p.authorization_request().await.unwrap();
+    assert_eq!(request.url.path(), format!("{root}/oauth/authorize"));
+    let identity = login(&p).await.unwrap();
+    assert_eq!(identity.issuer, base_url);
+    (paths_called(&server).await, identity)
+}
+
+#[tokio::test]
+async fn self_managed_gitlab_login_uses_its_oauth_and_api_v4_endpoints_and_its_own_issuer() {
+    let (paths, identity) = self_managed_gitlab_login("").await;
+    assert_eq!(paths, ["/oauth/token", "/api/v4/user"]);
+    assert_eq!(identity.subject.as_str(), "7");
+    assert_eq!(emails(&identity), [("al@example.com".to_owned(), false)]);
+}
+
+#[tokio::test]
+async fn self_managed_gitlab_under_a_relative_url_keeps_its_path() {
+    let (paths, identity) = self_managed_gitlab_login("/gitlab").await;
+    assert_eq!(paths, ["/gitlab/oauth/token", "/gitlab/api/v4/user"]);
+    assert_eq!(identity.subject.as_str(), "7");
 }

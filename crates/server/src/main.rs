@@ -1,6 +1,7 @@
 //! `braid`: the identity broker's command line.
 
 mod config;
+mod import;
 mod telemetry;
 
 use braid_core::Timestamp;
@@ -33,13 +34,39 @@ enum Command {
     /// Apply pending database migrations and exit.
     Migrate,
     /// Validate the configuration: one line per problem, non-zero exit if any.
-    CheckConfig,
+    CheckConfig {
+        /// Also fetch each enabled provider's discovery document and keys, and report
+        /// providers that cannot be used as configured (non-zero exit if any).
+        #[arg(long)]
+        providers: bool,
+    },
     /// Exit 0 when this instance's /readyz answers 200 (for container health checks).
     Healthcheck,
     /// Manage signing keys.
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    /// Import an app's existing users from a JSON Lines file, one user per line:
+    /// {"external_id": "42", "display_name": "Ann", "emails": [{"email": "ann@example.com",
+    /// "verified": true}], "phones": [{"phone": "+12025550100", "verified": false}],
+    /// "password_hash": "$2b$12$…"}. Every line is checked first; nothing is written if one is
+    /// bad. Users whose external_id exists are left as they are, so re-running is harmless.
+    Import {
+        /// The JSON Lines file.
+        file: PathBuf,
+        /// Import the valid lines even when some are bad (those are reported and skipped).
+        #[arg(long)]
+        skip_invalid: bool,
     },
 }
 
@@ -68,7 +95,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::CheckConfig => check_config(&settings),
+        Command::CheckConfig { providers } => check_config(&settings, providers),
         Command::Migrate => run_blocking(|| migrate(&settings)),
         Command::Keys {
             action: KeysAction::Rotate,
@@ -77,19 +104,69 @@ fn main() -> ExitCode {
             action: KeysAction::List,
         } => run_blocking(|| list_keys(&settings)),
         Command::Healthcheck => run_blocking(|| healthcheck(&settings)),
+        Command::Users {
+            action: UsersAction::Import { file, skip_invalid },
+        } => import_users(&settings, &file, skip_invalid),
         Command::Serve => serve(settings),
     }
 }
 
 #[allow(clippy::print_stdout)]
-fn check_config(settings: &Settings) -> ExitCode {
+fn check_config(settings: &Settings, providers: bool) -> ExitCode {
     println!(
         "configuration OK: {} provider(s), {} client(s), database {}",
         settings.federated_login.providers.len(),
         settings.clients.len(),
         braid_storage::redact(&settings.database.url)
     );
-    ExitCode::SUCCESS
+    if !providers {
+        return ExitCode::SUCCESS;
+    }
+    let problems = match check_providers(settings) {
+        Ok(problems) => problems,
+        Err(e) => {
+            eprintln!("braid: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("braid: {problems} provider(s) cannot be used as configured");
+        ExitCode::FAILURE
+    }
+}
+
+/// Fetches what each enabled provider publishes, one line per provider; returns how many
+/// failed.
+#[allow(clippy::print_stdout)]
+fn check_providers(settings: &Settings) -> Result<usize, String> {
+    let registry = braid_http::startup::provider_registry(settings).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let mut problems = 0;
+    for provider in registry.iter() {
+        let id = provider.id();
+        if !provider.enabled() {
+            println!("provider {id}: disabled, not checked");
+            continue;
+        }
+        match runtime.block_on(provider.check()) {
+            Ok(()) => println!("provider {id}: ready"),
+            Err(e) => {
+                problems += 1;
+                let state = if e.is_upstream_unavailable() {
+                    "unreachable"
+                } else {
+                    "misconfigured"
+                };
+                println!("provider {id}: {state}: {e}");
+            }
+        }
+    }
+    Ok(problems)
 }
 
 fn run_blocking(f: impl FnOnce() -> Result<(), String>) -> ExitCode {
@@ -187,6 +264,36 @@ fn list_keys(settings: &Settings) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// `braid users import`: the summary on stdout, each bad line on stderr; exit 1 if any line
+/// was bad (written or not).
+#[allow(clippy::print_stdout)]
+fn import_users(settings: &Settings, file: &std::path::Path, skip_invalid: bool) -> ExitCode {
+    let run = || -> Result<import::Summary, String> {
+        with_database(settings, |db| {
+            if settings.server.migrate_on_start {
+                db.migrate().map_err(|e| e.to_string())?;
+            } else if db.has_pending_migrations().map_err(|e| e.to_string())? {
+                return Err("the database is not migrated; run `braid migrate` first".into());
+            }
+            import::run(db, file, skip_invalid, &mut std::io::stderr())
+        })
+    };
+    match run() {
+        Ok(summary) => {
+            println!("{summary}");
+            if summary.invalid == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("braid: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A plain HTTP/1.0 GET on loopback: the runtime image has no curl, and this needs no TLS.

@@ -335,3 +335,118 @@ fn keys_rotate_exits_0_in_50_of_50_runs_against_postgres_over_tls() {
         failures.join("\n")
     );
 }
+
+/// A config file with one `oidc` provider at `issuer`.
+fn provider_config(dir: &Path, issuer: &str) -> std::path::PathBuf {
+    let path = dir.join("braid.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[federated_login.providers.corp]\npreset = \"oidc\"\nissuer = \"{issuer}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+            braid_providers::testing::CLIENT_ID,
+            braid_providers::testing::CLIENT_SECRET,
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_providers_fetches_each_provider_and_fails_on_a_misconfigured_one() {
+    let idp = braid_providers::testing::FakeIdp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = provider_config(dir.path(), &idp.issuer());
+    let run = |config: &Path| {
+        braid(dir.path())
+            .args(["check-config", "--providers", "--config"])
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::block_in_place(|| run(&config));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("provider corp: ready"), "{stdout}");
+    assert_eq!(idp.discovery_calls(), 1);
+
+    idp.set_metadata_issuer("https://evil.example");
+    let out = tokio::task::block_in_place(|| run(&config));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("provider corp: misconfigured:")
+            && stdout.contains("\"https://evil.example\"")
+            && stdout.contains("set issuer"),
+        "{stdout}"
+    );
+
+    // Without --providers nothing is fetched.
+    let out = tokio::task::block_in_place(|| {
+        braid(dir.path())
+            .args(["check-config", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    });
+    assert!(out.status.success());
+    assert_eq!(idp.discovery_calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_member_in_a_providers_document_is_logged_at_warn_with_provider_and_document() {
+    use braid_providers::Document;
+    use braid_providers::testing::{FakeIdp, RepeatMember};
+    use std::io::BufRead;
+
+    let idp = FakeIdp::start().await;
+    idp.repeat_member_in_metadata(RepeatMember::top(
+        Document::Discovery,
+        r#""token_endpoint":"https://evil.example/token""#,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let config = provider_config(dir.path(), &idp.issuer());
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Running(
+        braid(dir.path())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("BRAID_SERVER__PORT", port.to_string())
+            .env("BRAID_LOG__FORMAT", "json")
+            .spawn()
+            .unwrap(),
+    );
+    // The start-up check reads the discovery document without anyone signing in.
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let warning = loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(remaining)
+            .expect("a WARN line about the repeated member within 20 s");
+        if line.contains("names a member twice") {
+            break serde_json::from_str::<serde_json::Value>(&line).unwrap();
+        }
+    };
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert_eq!(warning["fields"]["provider"], "corp", "{warning}");
+    assert_eq!(
+        warning["fields"]["document"], "discovery document",
+        "{warning}"
+    );
+    assert_eq!(idp.authorize_calls(), 0);
+}

@@ -8,6 +8,7 @@ diesel::table! {
         is_admin -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        external_id -> Nullable<Text>,
     }
 }
 
@@ -197,6 +198,8 @@ diesel::table! {
         next_attempt_at -> BigInt,
         sent_at -> Nullable<BigInt>,
         last_error -> Nullable<Text>,
+        html_body -> Nullable<Text>,
+        gave_up_at -> Nullable<BigInt>,
     }
 }
 
@@ -205,6 +208,7 @@ diesel::table! {
         bucket -> Text,
         window_start -> BigInt,
         hits -> Integer,
+        expires_at -> BigInt,
     }
 }
 

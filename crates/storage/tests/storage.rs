@@ -19,6 +19,7 @@ fn identity(provider: &str, subject: &str, email: &str) -> FederatedIdentity {
         emails: vec![VerifiableEmail {
             email: Email::parse(email).unwrap(),
             verified: true,
+            provider_verified: true,
         }],
         phones: vec![],
         profile: Profile {
@@ -419,7 +420,7 @@ fn rotations_at_once_leave_every_key_signing_in_turn() {
 #[test]
 fn existing_keys_keep_their_meaning_through_the_schedule_migration() {
     let t = TestDb::new().unwrap();
-    assert!(t.revert_last_migration().starts_with("20261206000001"));
+    assert!(t.revert_last_migration().starts_with("20261206000030"));
     // As the previous schema had them: one active key, two retired ones.
     t.execute(
         "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, status, created_at, retired_at) VALUES \

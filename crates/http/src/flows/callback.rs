@@ -399,14 +399,24 @@ impl CallbackError {
         }
     }
 
-    /// The result label for metrics and logs.
+    /// The result label for metrics and logs: one per kind of failure, so that an operator
+    /// (and a test) can tell them apart.
     pub fn outcome(&self) -> &'static str {
         match self {
             CallbackError::Refused(_) => Outcome::Conflict.as_str(),
+            CallbackError::UnknownProvider => "unknown_provider",
+            CallbackError::NoFlow => "no_flow",
+            CallbackError::ProviderMismatch => "provider_mismatch",
+            CallbackError::ProviderDisabled => "provider_disabled",
+            CallbackError::BadParams(_)
+            | CallbackError::CodeAndError
+            | CallbackError::MissingCode => "malformed_response",
+            CallbackError::ProviderRefused(_) => "provider_refused",
+            CallbackError::StateMismatch => "state_mismatch",
             CallbackError::Upstream(e) if e.is_upstream_unavailable() => "upstream_unavailable",
+            CallbackError::Upstream(e) if e.is_misconfigured() => "provider_misconfigured",
             CallbackError::Upstream(_) => "invalid_response",
             CallbackError::Storage(_) | CallbackError::Random(_) => "error",
-            _ => "rejected",
         }
     }
 }

@@ -4,7 +4,7 @@
 //! what the first redemption issued (RFC 6749 §4.1.2, F02/F03).
 
 use crate::flows::grant::{Grant, GrantError, require_grant_type};
-use crate::flows::token_issue::{Family, Issued, Minter};
+use crate::flows::token_issue::{Family, Issued, Minter, UserClaims};
 use crate::params::Params;
 use crate::state::AppState;
 use crate::tokens::opaque;
@@ -80,7 +80,8 @@ pub async fn redeem(
                 let idp = serde_json::from_str::<serde_json::Value>(&found.auth_context)
                     .ok()
                     .and_then(|v| v.get("idp").and_then(|i| i.as_str()).map(str::to_owned));
-                let minted = minter.mint(c, &found.user_id, &client.id, idp, Family::New(family_id.clone()), access_jti.clone())?;
+                let about = UserClaims { idp, external_id: found.external_id };
+                let minted = minter.mint(c, &found.user_id, &client.id, about, Family::New(family_id.clone()), access_jti.clone())?;
                 Ok(Grant::Minted(minted))
             }
         })

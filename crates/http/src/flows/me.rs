@@ -72,7 +72,7 @@ fn render(
     phones: &[UserPhone],
     linked: &[LinkedIdentity],
 ) -> Value {
-    json!({
+    let mut profile = json!({
         "id": user.id,
         "display_name": user.display_name,
         "created_at": user.created_at.as_secs(),
@@ -83,8 +83,14 @@ fn render(
             "provider": i.provider,
             "subject": i.subject,
             "email": i.snapshot.emails.first().map(|e| e.email.as_str()),
+            "email_verified": i.snapshot.emails.first().map(|e| e.provider_verified),
             "created_at": i.created_at.as_secs(),
             "last_login_at": i.last_login_at.as_secs(),
         })).collect::<Vec<_>>(),
-    })
+    });
+    // Only for users imported from the app: the app's own id for them.
+    if let (Some(external_id), Some(fields)) = (&user.external_id, profile.as_object_mut()) {
+        fields.insert("external_id".into(), json!(external_id));
+    }
+    profile
 }

@@ -2,7 +2,7 @@
 //! stolen or raced: the whole family is revoked (RFC 9700 §4.14.2, F15/F16).
 
 use crate::flows::grant::{Grant, GrantError, require_grant_type};
-use crate::flows::token_issue::{Family, Issued, Minter};
+use crate::flows::token_issue::{Family, Issued, Minter, UserClaims};
 use crate::params::Params;
 use crate::state::AppState;
 use crate::tokens::opaque;
@@ -49,15 +49,16 @@ pub async fn rotate(
                 if rt.expires_at <= now || rt.family_expires_at <= now {
                     return Ok(Grant::Rejected("the refresh token expired"));
                 }
-                match users::find(c, &rt.user_id)? {
-                    Some(u) if !u.disabled => {}
+                let external_id = match users::find(c, &rt.user_id)? {
+                    Some(u) if !u.disabled => u.external_id,
                     _ => {
                         refresh_tokens::revoke_family(c, &rt.family_id, now)?;
                         return Ok(Grant::Rejected("the user is not active"));
                     }
-                }
+                };
                 let family = Family::Continue { id: rt.family_id.clone(), expires_at: rt.family_expires_at };
-                let minted = minter.mint(c, &rt.user_id, &client.id, None, family, Minter::new_jti())?;
+                let about = UserClaims { idp: None, external_id };
+                let minted = minter.mint(c, &rt.user_id, &client.id, about, family, Minter::new_jti())?;
                 Ok(Grant::Minted(minted))
             }
         })

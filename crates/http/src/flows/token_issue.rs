@@ -31,6 +31,15 @@ pub enum Family {
     Continue { id: String, expires_at: Timestamp },
 }
 
+/// What the access token says about its user beyond `sub`.
+#[derive(Debug, Clone, Default)]
+pub struct UserClaims {
+    /// The provider the user signed in with.
+    pub idp: Option<String>,
+    /// The user's id in the app (`users.external_id`).
+    pub external_id: Option<String>,
+}
+
 /// Tokens whose rows are written but whose access token is not signed yet.
 pub struct Minted {
     claims: AccessClaims,
@@ -72,7 +81,7 @@ impl Minter {
         c: &mut DbConn,
         user: &UserId,
         client_id: &str,
-        idp: Option<String>,
+        about: UserClaims,
         family: Family,
         access_jti: String,
     ) -> Result<Minted, StorageError> {
@@ -103,7 +112,8 @@ impl Minter {
             exp: now.plus(self.access_ttl).as_secs(),
             iat: now.as_secs(),
             jti: access_jti,
-            idp,
+            idp: about.idp,
+            external_id: about.external_id,
         };
         Ok(Minted {
             claims,

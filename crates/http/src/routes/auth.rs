@@ -1,5 +1,7 @@
 //! Handlers of the login and token routes: parse, call the flow, render.
 
+use super::is_form;
+use super::token_form::{TokenForm, token_endpoint};
 use crate::flows::callback::{self, CallbackError, FailureContext};
 use crate::flows::connect::{self, ConnectError};
 use crate::flows::exchange;
@@ -38,9 +40,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, providers: &[String]) {
                 ),
         );
     }
-    cfg.route("/auth/exchange-code", web::post().to(exchange_code))
-        .route("/auth/refresh", web::post().to(refresh_token))
-        .route("/auth/revoke", web::post().to(revoke_token))
+    cfg.service(token_endpoint("/auth/exchange-code", exchange_code))
+        .service(token_endpoint("/auth/refresh", refresh_token))
+        .service(token_endpoint("/auth/revoke", revoke_token))
         .route("/auth/me", web::get().to(me))
         .route("/.well-known/jwks.json", web::get().to(jwks));
 }
@@ -85,13 +87,17 @@ async fn connect_start(
                 _ => StatusCode::BAD_REQUEST,
             };
             if status.is_server_error() {
-                tracing::error!(error = %e, "sign-in could not start");
+                tracing::error!(provider = %provider, error = %e, "sign-in could not start");
             } else {
-                tracing::info!(error = %e, "sign-in refused at start");
+                tracing::info!(provider = %provider, error = %e, "sign-in refused at start");
             }
             let message = match &e {
-                ConnectError::Upstream(_) => "The sign-in provider cannot be reached right now. Please try again in a moment.".to_owned(),
-                ConnectError::Random(_) => "Sign-in is unavailable right now. Please try again in a moment.".to_owned(),
+                ConnectError::Upstream(u) if u.is_misconfigured() => MISCONFIGURED.to_owned(),
+                ConnectError::Upstream(u) if u.is_upstream_unavailable() => UNREACHABLE.to_owned(),
+                ConnectError::Upstream(_) => UNVERIFIABLE.to_owned(),
+                ConnectError::Random(_) => {
+                    "Sign-in is unavailable right now. Please try again in a moment.".to_owned()
+                }
                 other => format!("This sign-in link is not valid: {other}."),
             };
             state
@@ -192,6 +198,12 @@ async fn callback(
     }
 }
 
+const UNREACHABLE: &str =
+    "The sign-in provider cannot be reached right now. Please try again in a moment.";
+/// Nothing the person can do: the log line beside it tells the operator what to change.
+const MISCONFIGURED: &str = "This sign-in method is misconfigured, so it cannot be used right now. Please use another one or try again later; the site's operator can see the cause in Braid's log.";
+const UNVERIFIABLE: &str = "The sign-in provider's answer could not be verified.";
+
 fn describe_callback_error(e: &CallbackError) -> (StatusCode, String) {
     use CallbackError as E;
     match e {
@@ -204,10 +216,9 @@ fn describe_callback_error(e: &CallbackError) -> (StatusCode, String) {
         E::BadParams(p) => (StatusCode::BAD_REQUEST, format!("The answer from the sign-in provider is malformed: {p}.")),
         E::CodeAndError | E::MissingCode => (StatusCode::BAD_REQUEST, "The answer from the sign-in provider is malformed.".into()),
         E::ProviderRefused(why) => (StatusCode::BAD_REQUEST, format!("The sign-in provider did not sign you in ({why}).")),
-        E::Upstream(u) if u.is_upstream_unavailable() => {
-            (StatusCode::BAD_GATEWAY, "The sign-in provider cannot be reached right now. Please try again in a moment.".into())
-        }
-        E::Upstream(_) => (StatusCode::BAD_REQUEST, "The sign-in provider's answer could not be verified.".into()),
+        E::Upstream(u) if u.is_upstream_unavailable() => (StatusCode::BAD_GATEWAY, UNREACHABLE.into()),
+        E::Upstream(u) if u.is_misconfigured() => (StatusCode::BAD_GATEWAY, MISCONFIGURED.into()),
+        E::Upstream(_) => (StatusCode::BAD_REQUEST, UNVERIFIABLE.into()),
         E::Refused(Reason::LinkOnlyProvider) => {
             (StatusCode::FORBIDDEN, "This provider can only be connected to an account you are signed in to, not used to sign in.".into())
         }
@@ -221,51 +232,21 @@ fn describe_callback_error(e: &CallbackError) -> (StatusCode, String) {
     }
 }
 
-fn is_form(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';').next().is_some_and(|m| {
-                m.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
-        })
-}
-
-/// Token endpoints take form bodies only (RFC 6749 §4.1.3).
-fn token_form(req: &HttpRequest, body: &[u8]) -> Result<Params, Box<HttpResponse>> {
-    if !is_form(req) {
-        return Err(Box::new(oauth_error(
-            OAuthErrorCode::InvalidRequest,
-            "the body must be application/x-www-form-urlencoded",
-        )));
-    }
-    Params::parse(body)
-        .map_err(|e| Box::new(oauth_error(OAuthErrorCode::InvalidRequest, &e.to_string())))
-}
-
 async fn exchange_code(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    TokenForm(form): TokenForm,
 ) -> HttpResponse {
-    let result = match token_form(&req, &body) {
-        Ok(form) => exchange::redeem(&state, &req, &form).await,
-        Err(res) => return *res,
-    };
+    let result = exchange::redeem(&state, &req, &form).await;
     grant_response(&state, "exchange_code", result)
 }
 
 async fn refresh_token(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    TokenForm(form): TokenForm,
 ) -> HttpResponse {
-    let result = match token_form(&req, &body) {
-        Ok(form) => refresh::rotate(&state, &req, &form).await,
-        Err(res) => return *res,
-    };
+    let result = refresh::rotate(&state, &req, &form).await;
     grant_response(&state, "refresh", result)
 }
 
@@ -303,12 +284,8 @@ fn grant_response(
 async fn revoke_token(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    TokenForm(form): TokenForm,
 ) -> HttpResponse {
-    let form = match token_form(&req, &body) {
-        Ok(f) => f,
-        Err(res) => return *res,
-    };
     match revoke::revoke(&state, &req, &form).await {
         Ok(()) => token_response(serde_json::json!({})),
         Err(RevokeError::InvalidRequest(d)) => oauth_error(OAuthErrorCode::InvalidRequest, d),

@@ -17,6 +17,9 @@ pub struct AccessClaims {
     /// The provider the user signed in with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idp: Option<String>,
+    /// The user's id in the app, when the user was imported from it (`braid users import`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

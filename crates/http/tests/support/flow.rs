@@ -25,7 +25,17 @@ pub async fn env() -> Env {
 }
 
 pub async fn env_with(configure: impl FnOnce(&mut Settings)) -> Env {
+    env_with_idp(|_| {}, configure).await
+}
+
+/// As [`env_with`], with the fake provider prepared before Braid starts (and first asks it
+/// for its discovery document).
+pub async fn env_with_idp(
+    prepare: impl FnOnce(&FakeIdp),
+    configure: impl FnOnce(&mut Settings),
+) -> Env {
     let idp = FakeIdp::start().await;
+    prepare(&idp);
     let provider = idp.provider_settings();
     let app = spawn_app_with(|s| {
         s.federated_login.providers.insert("idp".into(), provider);
@@ -91,6 +101,23 @@ impl Landing {
 impl Env {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.app.address, path)
+    }
+
+    /// The value of one series at `/metrics`, e.g.
+    /// `braid_federated_logins_total{provider="idp",outcome="no_flow"}`; `None` when absent.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        metric_of(&self.app.address, series).await
+    }
+
+    /// Waits (up to 10 s) until the series has this value: for what background tasks set.
+    pub async fn wait_for_metric(&self, series: &str, value: f64) {
+        for _ in 0..200 {
+            if self.metric(series).await == Some(value) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{series} never became {value}");
     }
 
     /// `GET /auth/connect/idp?…` and return the upstream authorize URL Braid redirects to.
@@ -171,6 +198,13 @@ impl Env {
             .unwrap()
     }
 
+    /// `/auth/me` for the access token of a token response, as JSON.
+    pub async fn profile(&self, tokens: &Value) -> Value {
+        let r = self.me(tokens["access_token"].as_str().unwrap()).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
     /// The user id Braid signed in (the `sub` of the access token, via /auth/me).
     pub async fn user_of(&self, tokens: &Value) -> String {
         let me: Value = self
@@ -233,4 +267,17 @@ pub async fn error_json(r: reqwest::Response) -> (u16, String) {
         status,
         body["error"].as_str().unwrap_or_default().to_owned(),
     )
+}
+
+/// The value of one series at `{address}/metrics`.
+pub async fn metric_of(address: &str, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -2,6 +2,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod flow;
+pub mod raw;
+pub mod smtp_sink;
 
 use braid_http::{Application, Settings};
 use braid_storage::test_support::TestDb;

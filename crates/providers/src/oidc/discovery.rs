@@ -5,20 +5,16 @@
 //! stream of forged tokens cannot turn Braid into a fetch cannon.
 
 use crate::ProviderError;
-use crate::http_client::{HttpClient, HttpError, is_allowed_url};
-use crate::oidc::id_token::VerificationKey;
+use crate::http_client::{HttpClient, is_allowed_url};
+use crate::oidc::id_token::{VerificationKey, algorithm_name, fits, parse_algorithm};
 use crate::preset_endpoints::{MetadataIssuer, OidcSpec};
+use crate::status::ProviderStatus;
+use crate::upstream_json::Document;
+use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
-use openidconnect::core::{
-    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
-    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
-    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
-};
-use openidconnect::{
-    AdditionalProviderMetadata, DiscoveryError, IssuerUrl, JsonWebKeySet, ProviderMetadata,
-};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use url::Url;
@@ -28,30 +24,6 @@ const MAX_AGE: Duration = Duration::from_secs(3600);
 /// Minimum time between two re-discoveries caused by an unknown `kid`, and between two
 /// attempts to refresh a stale document while the provider is unreachable.
 pub(crate) const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
-
-/// RFC 9207 §3: the one discovery field openidconnect does not model.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub(crate) struct IssParameterMetadata {
-    #[serde(default)]
-    authorization_response_iss_parameter_supported: Option<serde_json::Value>,
-}
-
-impl AdditionalProviderMetadata for IssParameterMetadata {}
-
-type Metadata = ProviderMetadata<
-    IssParameterMetadata,
-    CoreAuthDisplay,
-    CoreClientAuthMethod,
-    CoreClaimName,
-    CoreClaimType,
-    CoreGrantType,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJweKeyManagementAlgorithm,
-    CoreJsonWebKey,
-    CoreResponseMode,
-    CoreResponseType,
-    CoreSubjectIdentifierType,
->;
 
 /// What Braid keeps of a discovery document and its key set.
 #[derive(Debug)]
@@ -65,6 +37,10 @@ pub(crate) struct Discovered {
     pub iss_parameter_supported: bool,
     /// The provider accepts only `client_secret_post` at its token endpoint.
     pub secret_in_body: bool,
+    /// The algorithms an ID token may be signed with (never empty).
+    pub id_token_algs: Vec<Algorithm>,
+    /// `id_token_signing_alg_values_supported` as announced.
+    pub declared_algs: Vec<String>,
     /// Signature keys (keys marked for encryption are left out).
     pub keys: Vec<VerificationKey>,
     pub fetched_at: Instant,
@@ -81,7 +57,11 @@ struct CacheState {
 /// instead of starting their own.
 pub(crate) struct MetadataCache {
     spec: OidcSpec,
+    /// `id_token_alg`, when the operator pins one.
+    pinned: Option<Algorithm>,
     state: Mutex<CacheState>,
+    /// How the last fetch went, readable without the lock (for `/metrics`).
+    status: AtomicU8,
 }
 
 fn within(at: Option<Instant>, interval: Duration) -> bool {
@@ -89,11 +69,28 @@ fn within(at: Option<Instant>, interval: Duration) -> bool {
 }
 
 impl MetadataCache {
-    pub(crate) fn new(spec: OidcSpec) -> Self {
+    pub(crate) fn new(spec: OidcSpec, pinned: Option<Algorithm>) -> Self {
         Self {
             spec,
+            pinned,
             state: Mutex::new(CacheState::default()),
+            status: AtomicU8::new(ProviderStatus::Unchecked as u8),
         }
+    }
+
+    pub(crate) fn status(&self) -> ProviderStatus {
+        ProviderStatus::from_u8(self.status.load(Ordering::Relaxed))
+    }
+
+    async fn fetch(&self, http: &HttpClient) -> Result<Discovered, ProviderError> {
+        let result = discover(&self.spec, self.pinned, http).await;
+        let status = match &result {
+            Ok(_) => ProviderStatus::Ready,
+            Err(e) if e.is_upstream_unavailable() => ProviderStatus::Unreachable,
+            Err(_) => ProviderStatus::Misconfigured,
+        };
+        self.status.store(status as u8, Ordering::Relaxed);
+        result
     }
 
     /// The cached document, fetched if there is none or it is older than an hour. While the
@@ -111,7 +108,7 @@ impl MetadataCache {
             return Ok(current.clone());
         }
         state.last_attempt = Some(Instant::now());
-        match discover(&self.spec, http).await {
+        match self.fetch(http).await {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
                 state.current = Some(fresh.clone());
@@ -148,7 +145,7 @@ impl MetadataCache {
         let now = Instant::now();
         state.last_unknown_kid_refresh = Some(now);
         state.last_attempt = Some(now);
-        match discover(&self.spec, http).await {
+        match self.fetch(http).await {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
                 state.current = Some(fresh.clone());
@@ -165,133 +162,214 @@ impl MetadataCache {
     }
 }
 
-async fn discover(spec: &OidcSpec, http: &HttpClient) -> Result<Discovered, ProviderError> {
-    let metadata = match &spec.metadata_issuer {
-        // The document must announce the very URL it was fetched under: openidconnect checks
-        // this by exact string comparison.
-        MetadataIssuer::Exact(expected) if *expected == spec.issuer => {
-            let issuer = IssuerUrl::new(spec.issuer.clone())
-                .map_err(|_| ProviderError::Config("invalid issuer URL".into()))?;
-            Metadata::discover_async(issuer, http)
-                .await
-                .map_err(discovery_error)?
-        }
-        // Microsoft's multi-tenant and consumer endpoints announce another issuer than the
-        // URL they are served under; the rule for it is checked here, just as strictly.
-        rule => {
-            let metadata = fetch_metadata(spec, http).await?;
-            let announced = metadata.issuer().as_str();
-            let acceptable = match rule {
-                MetadataIssuer::Exact(expected) => announced == expected,
-                MetadataIssuer::MicrosoftTemplate { authority, .. } => {
-                    announced == format!("{authority}/{{tenantid}}/v2.0")
-                }
-            };
-            if !acceptable {
-                return Err(ProviderError::Metadata(
-                    "announced issuer differs from the configured one".into(),
-                ));
-            }
-            let jwks = JsonWebKeySet::fetch_async(metadata.jwks_uri(), http)
-                .await
-                .map_err(discovery_error)?;
-            metadata.set_jwks(jwks)
+async fn discover(
+    spec: &OidcSpec,
+    pinned: Option<Algorithm>,
+    http: &HttpClient,
+) -> Result<Discovered, ProviderError> {
+    let document: DiscoveryDocument = fetch_json(
+        &format!(
+            "{}/.well-known/openid-configuration",
+            spec.issuer.trim_end_matches('/')
+        ),
+        Document::Discovery,
+        http,
+    )
+    .await?;
+    // A10: the document must announce the issuer it was configured with, by simple string
+    // comparison (Microsoft's multi-tenant endpoints announce a `{tenantid}` template).
+    let acceptable = match &spec.metadata_issuer {
+        MetadataIssuer::Exact(expected) => document.issuer == *expected,
+        MetadataIssuer::MicrosoftTemplate { authority, .. } => {
+            document.issuer == format!("{authority}/{{tenantid}}/v2.0")
         }
     };
-    into_discovered(metadata)
+    if !acceptable {
+        return Err(ProviderError::Metadata(format!(
+            "the discovery document announces the issuer {:?}, not the configured {:?}: if \
+             that is the provider's real issuer, set issuer to it exactly (a trailing slash \
+             counts)",
+            clip(&document.issuer),
+            expected_issuer(&spec.metadata_issuer),
+        )));
+    }
+    let jwks_uri = parse_endpoint(&document.jwks_uri, "jwks_uri")?;
+    let key_set: KeySet = fetch_json(jwks_uri.as_str(), Document::KeySet, http).await?;
+    into_discovered(document, key_set, pinned)
 }
 
-async fn fetch_metadata(spec: &OidcSpec, http: &HttpClient) -> Result<Metadata, ProviderError> {
-    let url = format!(
-        "{}/.well-known/openid-configuration",
-        spec.issuer.trim_end_matches('/')
-    );
+fn expected_issuer(rule: &MetadataIssuer) -> String {
+    match rule {
+        MetadataIssuer::Exact(expected) => expected.clone(),
+        MetadataIssuer::MicrosoftTemplate { authority, .. } => {
+            format!("{authority}/{{tenantid}}/v2.0")
+        }
+    }
+}
+
+/// Upstream text in an operator's message: bounded, and printed with `{:?}` by the caller.
+fn clip(s: &str) -> &str {
+    match s.char_indices().nth(200) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
+
+async fn fetch_json<T: serde::de::DeserializeOwned>(
+    url: &str,
+    document: Document,
+    http: &HttpClient,
+) -> Result<T, ProviderError> {
     let request = openidconnect::http::Request::builder()
         .uri(url)
         .header("accept", "application/json")
         .body(Vec::new())
-        .map_err(|_| ProviderError::Config("invalid issuer URL".into()))?;
-    let response = http.execute(request).await?;
+        .map_err(|_| ProviderError::Config(format!("invalid {document} URL")))?;
+    let response = http.execute(request, document).await?;
     if response.status() != 200 {
         return Err(ProviderError::Metadata(format!(
-            "discovery answered {}",
+            "the {document} answered HTTP {} (is the issuer URL right?)",
             response.status().as_u16()
         )));
     }
     serde_json::from_slice(response.body())
-        .map_err(|_| ProviderError::Metadata("not a valid discovery document".into()))
+        .map_err(|_| ProviderError::Metadata(format!("the {document} is not valid")))
 }
 
-fn discovery_error(e: DiscoveryError<HttpError>) -> ProviderError {
-    match e {
-        DiscoveryError::Request(e) => e.into(),
-        DiscoveryError::Response(status, _, _) => {
-            ProviderError::Metadata(format!("discovery or JWKS answered {}", status.as_u16()))
-        }
-        DiscoveryError::Validation(_) => {
-            ProviderError::Metadata("announced issuer differs from the configured one".into())
-        }
-        DiscoveryError::Parse(_) => {
-            ProviderError::Metadata("not a valid discovery document or key set".into())
-        }
-        _ => ProviderError::Metadata("discovery failed".into()),
-    }
+/// OpenID Connect Discovery 1.0 §3: the members Braid uses. Unknown members are ignored, and
+/// algorithm and method names are kept as strings, so a value Braid does not know (`ES256K`)
+/// does not make the whole document unreadable.
+#[derive(Debug, Deserialize)]
+struct DiscoveryDocument {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: Option<String>,
+    userinfo_endpoint: Option<String>,
+    jwks_uri: String,
+    #[serde(default)]
+    id_token_signing_alg_values_supported: Vec<String>,
+    token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// RFC 9207 §3.
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: Option<serde_json::Value>,
 }
 
-fn endpoint(url: &Url, what: &str) -> Result<Url, ProviderError> {
-    if is_allowed_url(url) {
-        Ok(url.clone())
+#[derive(Debug, Deserialize)]
+struct KeySet {
+    keys: Vec<serde_json::Value>,
+}
+
+fn parse_endpoint(raw: &str, what: &str) -> Result<Url, ProviderError> {
+    let url =
+        Url::parse(raw).map_err(|_| ProviderError::Metadata(format!("the {what} is not a URL")))?;
+    if is_allowed_url(&url) {
+        Ok(url)
     } else {
         Err(ProviderError::Metadata(format!(
-            "{what} is not an https URL"
+            "the {what} is not an https URL"
         )))
     }
 }
 
-fn into_discovered(metadata: Metadata) -> Result<Discovered, ProviderError> {
-    let token_endpoint = metadata
-        .token_endpoint()
-        .ok_or_else(|| ProviderError::Metadata("no token endpoint".into()))?;
-    let auth_methods = metadata.token_endpoint_auth_methods_supported();
-    let secret_in_body = auth_methods.is_some_and(|methods| {
-        !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
-            && methods.contains(&CoreClientAuthMethod::ClientSecretPost)
-    });
-    let iss_parameter_supported = matches!(
-        metadata
-            .additional_metadata()
-            .authorization_response_iss_parameter_supported,
-        Some(serde_json::Value::Bool(true))
-    );
+fn into_discovered(
+    document: DiscoveryDocument,
+    key_set: KeySet,
+    pinned: Option<Algorithm>,
+) -> Result<Discovered, ProviderError> {
+    let token_endpoint = document.token_endpoint.as_deref().ok_or_else(|| {
+        ProviderError::Metadata("the discovery document names no token_endpoint".into())
+    })?;
+    let secret_in_body = document
+        .token_endpoint_auth_methods_supported
+        .as_ref()
+        .is_some_and(|methods| {
+            !methods.iter().any(|m| m == "client_secret_basic")
+                && methods.iter().any(|m| m == "client_secret_post")
+        });
+    let id_token_algs =
+        id_token_algorithms(&document.id_token_signing_alg_values_supported, pinned)?;
+    let keys = signature_keys(key_set);
+    if !keys
+        .iter()
+        .any(|k| id_token_algs.iter().any(|alg| fits(&k.jwk, *alg)))
+    {
+        return Err(ProviderError::Metadata(format!(
+            "no key in the provider's key set (jwks_uri) can verify ID tokens signed with {}: \
+             check that the provider publishes its signing keys there{}",
+            names(&id_token_algs),
+            if pinned.is_some() {
+                ", or whether id_token_alg pins the wrong algorithm"
+            } else {
+                ""
+            }
+        )));
+    }
     Ok(Discovered {
-        issuer: metadata.issuer().as_str().to_owned(),
-        authorization_endpoint: endpoint(
-            metadata.authorization_endpoint().url(),
+        authorization_endpoint: parse_endpoint(
+            &document.authorization_endpoint,
             "authorization endpoint",
         )?,
-        token_endpoint: endpoint(token_endpoint.url(), "token endpoint")?,
-        userinfo_endpoint: metadata
-            .userinfo_endpoint()
-            .map(|u| endpoint(u.url(), "userinfo endpoint"))
+        token_endpoint: parse_endpoint(token_endpoint, "token endpoint")?,
+        userinfo_endpoint: document
+            .userinfo_endpoint
+            .as_deref()
+            .map(|u| parse_endpoint(u, "userinfo endpoint"))
             .transpose()?,
-        iss_parameter_supported,
+        iss_parameter_supported: matches!(
+            document.authorization_response_iss_parameter_supported,
+            Some(serde_json::Value::Bool(true))
+        ),
         secret_in_body,
-        keys: signature_keys(metadata.jwks()),
+        declared_algs: document.id_token_signing_alg_values_supported,
+        id_token_algs,
+        keys,
+        issuer: document.issuer,
         fetched_at: Instant::now(),
     })
 }
 
-/// The JWKS as jsonwebtoken keys; keys it cannot use, and encryption keys, are left out.
-fn signature_keys(jwks: &JsonWebKeySet<CoreJsonWebKey>) -> Vec<VerificationKey> {
-    jwks.keys()
-        .iter()
-        .filter_map(|key| serde_json::to_value(key).ok())
-        .map(|mut value| {
-            if let Some(object) = value.as_object_mut() {
-                object.retain(|_, v| !v.is_null());
-            }
-            value
-        })
+fn names(algs: &[Algorithm]) -> String {
+    algs.iter()
+        .map(|a| algorithm_name(*a))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The algorithms an ID token may be signed with: the operator's pin, which the provider must
+/// declare, or else every asymmetric algorithm the provider declares that Braid verifies.
+fn id_token_algorithms(
+    declared: &[String],
+    pinned: Option<Algorithm>,
+) -> Result<Vec<Algorithm>, ProviderError> {
+    let shown = || format!("{:?}", declared.iter().map(|d| clip(d)).collect::<Vec<_>>());
+    if let Some(pin) = pinned {
+        return if declared.iter().any(|d| d == algorithm_name(pin)) {
+            Ok(vec![pin])
+        } else {
+            Err(ProviderError::Metadata(format!(
+                "id_token_alg pins {}, which the provider does not declare (it declares {}): \
+                 remove id_token_alg, or set it to one of those",
+                algorithm_name(pin),
+                shown()
+            )))
+        };
+    }
+    let usable: Vec<Algorithm> = declared.iter().filter_map(|d| parse_algorithm(d)).collect();
+    if usable.is_empty() {
+        return Err(ProviderError::Metadata(format!(
+            "the provider declares no ID token algorithm Braid accepts (it declares {}; Braid \
+             verifies RS256/384/512, PS256/384/512, ES256, ES384 and EdDSA, never none or HMAC)",
+            shown()
+        )));
+    }
+    Ok(usable)
+}
+
+/// The key set's keys that jsonwebtoken can read; encryption keys are left out.
+fn signature_keys(key_set: KeySet) -> Vec<VerificationKey> {
+    key_set
+        .keys
+        .into_iter()
         .filter_map(|value| serde_json::from_value::<Jwk>(value).ok())
         .filter(|jwk| !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)))
         .map(VerificationKey::from)

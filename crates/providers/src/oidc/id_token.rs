@@ -8,6 +8,7 @@
 
 use crate::error::IdTokenError;
 use crate::preset_endpoints::MicrosoftTenant;
+use crate::upstream_json::{Document, refuse_duplicate_members};
 use aws_lc_rs::signature::{self as lc, ParsedPublicKey, RsaPublicKeyComponents};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,7 +30,9 @@ const MAX_TOKEN_BYTES: usize = 64 * 1024;
 
 pub(crate) type Claims = Map<String, Value>;
 
-/// The signing algorithms an operator may pin (`id_token_alg`).
+/// The ID token algorithms Braid verifies: asymmetric only, never `none` or an HMAC (whose
+/// "key" would be the client secret), and not ES512 (jsonwebtoken has no P-521). An
+/// operator may pin one of them (`id_token_alg`); otherwise a provider's declared ones count.
 pub(crate) fn parse_algorithm(name: &str) -> Option<Algorithm> {
     Some(match name {
         "RS256" => Algorithm::RS256,
@@ -45,7 +48,7 @@ pub(crate) fn parse_algorithm(name: &str) -> Option<Algorithm> {
     })
 }
 
-fn algorithm_name(alg: Algorithm) -> &'static str {
+pub(crate) fn algorithm_name(alg: Algorithm) -> &'static str {
     match alg {
         Algorithm::RS256 => "RS256",
         Algorithm::RS384 => "RS384",
@@ -152,10 +155,11 @@ pub(crate) struct UnverifiedJwt<'a> {
     signature: &'a str,
 }
 
-fn decode_json_part(part: &str) -> Result<Map<String, Value>, IdTokenError> {
+fn decode_json_part(part: &str, document: Document) -> Result<Map<String, Value>, IdTokenError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| IdTokenError::Malformed("not base64url"))?;
+    refuse_duplicate_members(&bytes).map_err(|_| IdTokenError::DuplicateMember(document))?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(IdTokenError::Malformed("not a JSON object")),
@@ -174,37 +178,50 @@ impl<'a> UnverifiedJwt<'a> {
             return Err(IdTokenError::Malformed("not a compact JWS"));
         };
         Ok(Self {
-            header: decode_json_part(header)?,
-            claims: decode_json_part(payload)?,
+            header: decode_json_part(header, Document::IdTokenHeader)?,
+            claims: decode_json_part(payload, Document::IdTokenClaims)?,
             signing_input: &raw[..header.len() + 1 + payload.len()],
             signature,
         })
     }
 
-    /// Checks `alg` and `crit`, and returns the `kid` if there is one.
-    pub(crate) fn check_header(&self, pinned: Algorithm) -> Result<Option<&str>, IdTokenError> {
-        match self.header.get("alg") {
-            Some(Value::String(alg)) if alg == algorithm_name(pinned) => {}
+    /// The header's `alg`, as sent (only for telling the operator what the provider uses).
+    pub(crate) fn header_alg(&self) -> Option<&str> {
+        self.header.get("alg").and_then(Value::as_str)
+    }
+
+    /// Checks `alg` (one of `allowed`) and `crit`, and returns the algorithm and the `kid`.
+    pub(crate) fn check_header(
+        &self,
+        allowed: &[Algorithm],
+    ) -> Result<(Algorithm, Option<&str>), IdTokenError> {
+        let alg = match self.header.get("alg") {
+            Some(Value::String(name)) => allowed
+                .iter()
+                .copied()
+                .find(|a| algorithm_name(*a) == name)
+                .ok_or(IdTokenError::Algorithm)?,
             _ => return Err(IdTokenError::Algorithm),
-        }
+        };
         if self.header.contains_key("crit") {
             return Err(IdTokenError::CriticalHeader);
         }
         match self.header.get("kid") {
-            None => Ok(None),
-            Some(Value::String(kid)) => Ok(Some(kid)),
+            None => Ok((alg, None)),
+            Some(Value::String(kid)) => Ok((alg, Some(kid))),
             Some(_) => Err(IdTokenError::Malformed("kid is not a string")),
         }
     }
 
     /// Verifies the signature with the provider's keys: the one named by `kid`, or, without a
-    /// `kid`, any key fit for the pinned algorithm. `UnknownKey` when `kid` names no key.
+    /// `kid`, any key fit for the token's algorithm. `UnknownKey` when `kid` names no key.
+    /// Returns the algorithm the token was verified with.
     pub(crate) fn verify_signature(
         &self,
         keys: &[VerificationKey],
-        pinned: Algorithm,
-    ) -> Result<(), IdTokenError> {
-        let kid = self.check_header(pinned)?;
+        allowed: &[Algorithm],
+    ) -> Result<Algorithm, IdTokenError> {
+        let (alg, kid) = self.check_header(allowed)?;
         let candidates: Vec<&VerificationKey> = match kid {
             Some(kid) => keys
                 .iter()
@@ -217,10 +234,10 @@ impl<'a> UnverifiedJwt<'a> {
         }
         let verified = candidates
             .into_iter()
-            .filter(|key| fits(&key.jwk, pinned))
-            .any(|key| key.verifies(pinned, self.signing_input.as_bytes(), self.signature));
+            .filter(|key| fits(&key.jwk, alg))
+            .any(|key| key.verifies(alg, self.signing_input.as_bytes(), self.signature));
         if verified {
-            Ok(())
+            Ok(alg)
         } else {
             Err(IdTokenError::Signature)
         }
@@ -235,9 +252,10 @@ impl<'a> UnverifiedJwt<'a> {
     }
 }
 
-/// A key may verify `alg` if it is not an encryption key and, when it names an algorithm,
-/// names this one.
-fn fits(jwk: &Jwk, alg: Algorithm) -> bool {
+/// A key may verify `alg` if it is not an encryption key, is of the type `alg` needs (RSA for
+/// RS*/PS*, the matching curve for ES*/EdDSA), and, when it names an algorithm, names this
+/// one: the key set, not the token, decides how a key is used.
+pub(crate) fn fits(jwk: &Jwk, alg: Algorithm) -> bool {
     let usable = matches!(
         jwk.common.public_key_use,
         None | Some(PublicKeyUse::Signature)
@@ -247,7 +265,28 @@ fn fits(jwk: &Jwk, alg: Algorithm) -> bool {
         .key_algorithm
         .as_ref()
         .is_none_or(|k| *k == KeyAlgorithm::from(alg));
-    usable && same_alg
+    let right_type = match (&jwk.algorithm, alg) {
+        (
+            AlgorithmParameters::RSA(_),
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512,
+        ) => true,
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => {
+            ec.curve == EllipticCurve::P256
+        }
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES384) => {
+            ec.curve == EllipticCurve::P384
+        }
+        (AlgorithmParameters::OctetKeyPair(okp), Algorithm::EdDSA) => {
+            okp.curve == EllipticCurve::Ed25519
+        }
+        _ => false,
+    };
+    usable && same_alg && right_type
 }
 
 /// The issuer an ID token must carry.
@@ -758,7 +797,7 @@ mod tests {
             let raw = jwt(json!({"alg": alg}), json!({}));
             let token = UnverifiedJwt::parse(&raw).unwrap();
             assert_eq!(
-                token.check_header(Algorithm::RS256).unwrap_err(),
+                token.check_header(&[Algorithm::RS256]).unwrap_err(),
                 IdTokenError::Algorithm,
                 "{alg}"
             );
@@ -767,9 +806,66 @@ mod tests {
         assert_eq!(
             UnverifiedJwt::parse(&raw)
                 .unwrap()
-                .check_header(Algorithm::RS256)
+                .check_header(&[Algorithm::RS256])
                 .unwrap_err(),
             IdTokenError::Algorithm
+        );
+    }
+
+    #[test]
+    fn the_header_alg_must_be_one_of_the_allowed_ones() {
+        let allowed = [Algorithm::RS256, Algorithm::ES256];
+        for (alg, expected) in [("RS256", Algorithm::RS256), ("ES256", Algorithm::ES256)] {
+            let raw = jwt(json!({"alg": alg}), json!({}));
+            let token = UnverifiedJwt::parse(&raw).unwrap();
+            assert_eq!(token.check_header(&allowed).unwrap().0, expected);
+        }
+        for alg in ["none", "HS256", "PS256", "es256"] {
+            let raw = jwt(json!({"alg": alg}), json!({}));
+            let token = UnverifiedJwt::parse(&raw).unwrap();
+            assert_eq!(
+                token.check_header(&allowed).unwrap_err(),
+                IdTokenError::Algorithm,
+                "{alg}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_fits_only_the_algorithms_of_its_own_type_and_alg() {
+        let rsa: Jwk =
+            serde_json::from_value(json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"})).unwrap();
+        assert!(fits(&rsa, Algorithm::RS256) && fits(&rsa, Algorithm::PS384));
+        assert!(!fits(&rsa, Algorithm::ES256) && !fits(&rsa, Algorithm::EdDSA));
+        let rs256_only: Jwk =
+            serde_json::from_value(json!({"kty": "RSA", "alg": "RS256", "n": "AQAB", "e": "AQAB"}))
+                .unwrap();
+        assert!(fits(&rs256_only, Algorithm::RS256) && !fits(&rs256_only, Algorithm::PS256));
+        let p256: Jwk =
+            serde_json::from_value(json!({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}))
+                .unwrap();
+        assert!(fits(&p256, Algorithm::ES256) && !fits(&p256, Algorithm::ES384));
+        assert!(!fits(&p256, Algorithm::RS256));
+        let encryption: Jwk =
+            serde_json::from_value(json!({"kty": "RSA", "use": "enc", "n": "AQAB", "e": "AQAB"}))
+                .unwrap();
+        assert!(!fits(&encryption, Algorithm::RS256));
+    }
+
+    #[test]
+    fn a_repeated_member_in_the_header_or_the_claims_is_refused() {
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","alg":"none"}"#);
+        let claims = URL_SAFE_NO_PAD.encode(r#"{"sub":"a"}"#);
+        assert_eq!(
+            UnverifiedJwt::parse(&format!("{header}.{claims}.sig")).err(),
+            Some(IdTokenError::DuplicateMember(Document::IdTokenHeader))
+        );
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#);
+        let claims =
+            URL_SAFE_NO_PAD.encode(r#"{"sub":"a","address":{"country":"DE","country":"FR"}}"#);
+        assert_eq!(
+            UnverifiedJwt::parse(&format!("{header}.{claims}.sig")).err(),
+            Some(IdTokenError::DuplicateMember(Document::IdTokenClaims))
         );
     }
 
@@ -781,7 +877,7 @@ mod tests {
         );
         let token = UnverifiedJwt::parse(&raw).unwrap();
         assert_eq!(
-            token.check_header(Algorithm::RS256).unwrap_err(),
+            token.check_header(&[Algorithm::RS256]).unwrap_err(),
             IdTokenError::CriticalHeader
         );
     }
@@ -791,7 +887,9 @@ mod tests {
         let raw = jwt(json!({"alg": "RS256", "kid": "nope"}), json!({}));
         let token = UnverifiedJwt::parse(&raw).unwrap();
         assert_eq!(
-            token.verify_signature(&[], Algorithm::RS256).unwrap_err(),
+            token
+                .verify_signature(&[], &[Algorithm::RS256])
+                .unwrap_err(),
             IdTokenError::UnknownKey
         );
     }

@@ -4,6 +4,7 @@
 use crate::ProviderError;
 use crate::http_client::HttpClient;
 use crate::oidc::id_token::Claims;
+use crate::upstream_json::Document;
 use braid_core::Subject;
 use serde_json::Value;
 use url::Url;
@@ -15,7 +16,13 @@ pub(crate) async fn fetch_userinfo(
     subject: &Subject,
 ) -> Result<Claims, ProviderError> {
     let Value::Object(claims) = http
-        .get_json(endpoint, access_token, "application/json", &[])
+        .get_json(
+            endpoint,
+            access_token,
+            "application/json",
+            &[],
+            Document::UserInfo,
+        )
         .await?
     else {
         return Err(ProviderError::UserInfo("not a JSON object"));

@@ -1,7 +1,8 @@
 //! The fake provider's endpoints and the state they share.
 
 use super::signing::{keys, public_jwk, replace_payload, sign, tamper_signature};
-use super::{CLIENT_ID, CLIENT_SECRET, FakeAccount, LoginScript, RedirectIss};
+use super::{CLIENT_ID, CLIENT_SECRET, FakeAccount, LoginScript, RedirectIss, RepeatMember};
+use crate::Document;
 use crate::flow_secrets::{pkce_s256_challenge, random_token};
 use crate::oidc::id_token::access_token_hash;
 use base64::Engine;
@@ -48,6 +49,10 @@ pub(crate) struct FakeState {
     grants: HashMap<String, Grant>,
     pub calls: Calls,
     pub last_token_request: Option<Vec<(String, String)>>,
+    pub metadata_repeat: Option<RepeatMember>,
+    pub declared_algs: Vec<String>,
+    /// The `alg` member of the published key (`None`: left out).
+    pub key_alg: Option<String>,
 }
 
 impl FakeState {
@@ -64,6 +69,9 @@ impl FakeState {
             grants: HashMap::new(),
             calls: Calls::default(),
             last_token_request: None,
+            metadata_repeat: None,
+            declared_algs: vec!["RS256".into()],
+            key_alg: Some("RS256".into()),
         }
     }
 
@@ -107,6 +115,19 @@ impl Respond for Responder {
     }
 }
 
+/// A JSON answer, with a repeated member inserted when one is scripted for `document`.
+fn json_body(
+    status: u16,
+    body: &Value,
+    repeat: Option<&RepeatMember>,
+    document: Document,
+) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_raw(
+        RepeatMember::apply(repeat, document, body.to_string()),
+        "application/json",
+    )
+}
+
 fn oauth_error(status: u16, code: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(json!({ "error": code }))
 }
@@ -120,7 +141,7 @@ fn now() -> i64 {
 fn discovery(state: &mut FakeState) -> ResponseTemplate {
     state.calls.discovery += 1;
     let base = &state.issuer;
-    ResponseTemplate::new(200).set_body_json(json!({
+    let body = json!({
         "issuer": state.announced_issuer(),
         "authorization_endpoint": format!("{base}/authorize"),
         "token_endpoint": format!("{base}/token"),
@@ -128,17 +149,33 @@ fn discovery(state: &mut FakeState) -> ResponseTemplate {
         "jwks_uri": format!("{base}/jwks"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": state.declared_algs,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": state.advertise_iss,
-    }))
+    });
+    json_body(
+        200,
+        &body,
+        state.metadata_repeat.as_ref(),
+        Document::Discovery,
+    )
 }
 
 fn jwks(state: &mut FakeState) -> ResponseTemplate {
     state.calls.jwks += 1;
-    ResponseTemplate::new(200)
-        .set_body_json(json!({ "keys": [public_jwk(&keys().idp, &state.kid)] }))
+    let mut key = public_jwk(&keys().idp, &state.kid);
+    match (&state.key_alg, key.as_object_mut()) {
+        (Some(alg), Some(k)) => {
+            k.insert("alg".into(), alg.clone().into());
+        }
+        (None, Some(k)) => {
+            k.remove("alg");
+        }
+        _ => {}
+    }
+    let body = json!({ "keys": [key] });
+    json_body(200, &body, state.metadata_repeat.as_ref(), Document::KeySet)
 }
 
 fn query(request: &Request) -> HashMap<String, String> {
@@ -268,10 +305,15 @@ fn token(state: &mut FakeState, request: &Request) -> ResponseTemplate {
     if script.pad_token_response > 0 {
         body["padding"] = Value::String("x".repeat(script.pad_token_response));
     }
+    let response = json_body(
+        200,
+        &body,
+        script.repeat_member.as_ref(),
+        Document::TokenResponse,
+    )
+    .insert_header("cache-control", "no-store");
     state.grants.insert(access_token, Grant { account, script });
-    ResponseTemplate::new(200)
-        .insert_header("cache-control", "no-store")
-        .set_body_json(body)
+    response
 }
 
 fn account_claims(account: &FakeAccount, sub: &str) -> Map<String, Value> {
@@ -352,7 +394,20 @@ fn id_token(
     } else {
         &keys().idp
     };
-    let mut jwt = sign(&header, &claims, key);
+    let repeat = script.repeat_member.as_ref();
+    let mut jwt = sign(
+        &RepeatMember::apply(
+            repeat,
+            Document::IdTokenHeader,
+            Value::Object(header).to_string(),
+        ),
+        &RepeatMember::apply(
+            repeat,
+            Document::IdTokenClaims,
+            Value::Object(claims.clone()).to_string(),
+        ),
+        key,
+    );
     if script.tamper_signature {
         jwt = tamper_signature(&jwt);
     }
@@ -381,5 +436,10 @@ fn userinfo(state: &mut FakeState, request: &Request) -> ResponseTemplate {
         .userinfo_sub
         .clone()
         .unwrap_or_else(|| grant.account.sub.clone());
-    ResponseTemplate::new(200).set_body_json(Value::Object(account_claims(&grant.account, &sub)))
+    json_body(
+        200,
+        &Value::Object(account_claims(&grant.account, &sub)),
+        grant.script.repeat_member.as_ref(),
+        Document::UserInfo,
+    )
 }

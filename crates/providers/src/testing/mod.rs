@@ -35,7 +35,7 @@
 mod endpoints;
 mod signing;
 
-use crate::{CallbackParams, Preset, ProviderSettings};
+use crate::{CallbackParams, Document, Preset, ProviderSettings};
 use braid_core::Secret;
 use endpoints::{EndpointKind, FakeState, Responder};
 use serde_json::{Map, Value};
@@ -121,6 +121,59 @@ pub struct LoginScript {
     pub redirect_iss: RedirectIss,
     /// Bytes of filler added to the token response (B17).
     pub pad_token_response: usize,
+    /// A member repeated in the token response, the ID token or UserInfo (I-JSON).
+    pub repeat_member: Option<RepeatMember>,
+}
+
+/// A member written a second time into one of the provider's JSON documents, ahead of the
+/// real one: a first-wins parser reads `member`, a last-wins parser the real value. The ID
+/// token is signed over the altered text, so only the repeat is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatMember {
+    pub document: Document,
+    /// The object member whose (object) value gets the repeat; `None`: the top level (for
+    /// the key set, its first key).
+    pub inside: Option<String>,
+    /// `"name":value`, as JSON text.
+    pub member: String,
+}
+
+impl RepeatMember {
+    pub fn top(document: Document, member: &str) -> Self {
+        Self {
+            document,
+            inside: None,
+            member: member.to_owned(),
+        }
+    }
+
+    pub fn inside(document: Document, object: &str, member: &str) -> Self {
+        Self {
+            document,
+            inside: Some(object.to_owned()),
+            member: member.to_owned(),
+        }
+    }
+
+    /// `json` with the member inserted; unchanged when this repeat is for another document
+    /// or the object is not there.
+    pub(crate) fn apply(repeat: Option<&Self>, document: Document, json: String) -> String {
+        let Some(r) = repeat.filter(|r| r.document == document) else {
+            return json;
+        };
+        let anchor = match (&r.inside, document) {
+            (Some(object), _) => format!("\"{object}\":{{"),
+            (None, Document::KeySet) => "\"keys\":[{".to_owned(),
+            (None, _) => "{".to_owned(),
+        };
+        match json.find(&anchor) {
+            Some(at) => {
+                let split = at + anchor.len();
+                format!("{}{},{}", &json[..split], r.member, &json[split..])
+            }
+            None => json,
+        }
+    }
 }
 
 impl LoginScript {
@@ -254,6 +307,24 @@ impl FakeIdp {
     pub fn set_metadata_issuer(&self, issuer: impl Into<String>) {
         let issuer = issuer.into();
         self.with_state(|s| s.metadata_issuer = Some(issuer));
+    }
+
+    /// A member repeated in every discovery document or key set served from now on.
+    pub fn repeat_member_in_metadata(&self, repeat: RepeatMember) {
+        self.with_state(|s| s.metadata_repeat = Some(repeat));
+    }
+
+    /// The ID token algorithms discovery declares (default: `["RS256"]`).
+    pub fn set_declared_algs(&self, algs: &[&str]) {
+        let algs = algs.iter().map(|a| (*a).to_owned()).collect();
+        self.with_state(|s| s.declared_algs = algs);
+    }
+
+    /// The `alg` member of the published RSA key (default `RS256`; `None` leaves it out, so
+    /// the key may verify any RSA algorithm).
+    pub fn set_published_key_alg(&self, alg: Option<&str>) {
+        let alg = alg.map(str::to_owned);
+        self.with_state(|s| s.key_alg = alg);
     }
 
     /// Publishes the signing key under a new `kid` (key rotation) and returns it.

@@ -31,6 +31,8 @@ pub struct ConsumedExchangeCode {
     pub user_id: UserId,
     pub auth_context: String,
     pub expires_at: Timestamp,
+    /// The user's `external_id`, read by the statement that consumes the code.
+    pub external_id: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConn, new: &NewExchangeCode) -> Result<(), StorageError> {
@@ -58,6 +60,7 @@ type ConsumedRow = (
     String,
     String,
     i64,
+    Option<String>,
 );
 
 /// What a redemption found.
@@ -155,6 +158,12 @@ fn consume_recording(
             exchange_codes::user_id,
             exchange_codes::auth_context,
             exchange_codes::expires_at,
+            // For the access token: read here, on the row the EXISTS above has just found,
+            // rather than by a second query per redemption.
+            users::table
+                .filter(users::id.eq(exchange_codes::user_id))
+                .select(users::external_id)
+                .single_value(),
         ))
         .prepared()
         .get_result(c)
@@ -168,6 +177,7 @@ fn consume_recording(
             user_id,
             auth_context,
             expires_at,
+            external_id,
         )| {
             Ok(ConsumedExchangeCode {
                 client_id,
@@ -177,6 +187,7 @@ fn consume_recording(
                 user_id: UserId::parse(&user_id)?,
                 auth_context,
                 expires_at: Timestamp::from_millis(expires_at),
+                external_id,
             })
         },
     )

@@ -1,6 +1,9 @@
 //! Removing one-time rows nobody can use any more, so tables stay the size of the live traffic.
 
-use crate::schema::{exchange_codes, refresh_tokens, revoked_access_tokens, used_login_flows};
+use crate::repo::rate_limits;
+use crate::schema::{
+    exchange_codes, outbox, refresh_tokens, revoked_access_tokens, used_login_flows,
+};
 use crate::{DbConn, StorageError};
 use braid_core::Timestamp;
 use diesel::prelude::*;
@@ -13,12 +16,18 @@ const GRACE: Duration = Duration::from_secs(24 * 3600);
 /// between instances.
 const FLOW_MARK_GRACE: Duration = Duration::from_secs(600);
 
+/// Any outbox message is deleted this long after it was queued: by then it was sent, given up,
+/// or waits for a channel no instance sends. Sent ones go after [`GRACE`].
+const OUTBOX_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
     pub login_flows: usize,
     pub exchange_codes: usize,
     pub refresh_tokens: usize,
     pub revoked_access_tokens: usize,
+    pub rate_limits: usize,
+    pub outbox: usize,
 }
 
 /// Rows deleted per table and statement: a purge holds the write lock for a bounded time.
@@ -52,6 +61,15 @@ pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, Storag
         .select(revoked_access_tokens::jti)
         .limit(BATCH)
         .load(conn)?;
+    let messages: Vec<String> = outbox::table
+        .filter(
+            outbox::sent_at
+                .lt(cutoff)
+                .or(outbox::created_at.lt(now.minus(OUTBOX_MAX_AGE).as_millis())),
+        )
+        .select(outbox::id)
+        .limit(BATCH)
+        .load(conn)?;
     Ok(Purged {
         login_flows: match flow_expiries.last() {
             // Marks are keyed by expiry first: everything up to the batch's last one.
@@ -73,6 +91,8 @@ pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, Storag
             revoked_access_tokens::table.filter(revoked_access_tokens::jti.eq_any(&revoked)),
         )
         .execute(conn)?,
+        rate_limits: rate_limits::purge_expired(conn, now, BATCH)?,
+        outbox: diesel::delete(outbox::table.filter(outbox::id.eq_any(&messages))).execute(conn)?,
     })
 }
 
@@ -84,6 +104,8 @@ impl Purged {
             || full(self.exchange_codes)
             || full(self.refresh_tokens)
             || full(self.revoked_access_tokens)
+            || full(self.rate_limits)
+            || full(self.outbox)
     }
 
     pub fn add(&mut self, other: Purged) {
@@ -91,5 +113,7 @@ impl Purged {
         self.exchange_codes += other.exchange_codes;
         self.refresh_tokens += other.refresh_tokens;
         self.revoked_access_tokens += other.revoked_access_tokens;
+        self.rate_limits += other.rate_limits;
+        self.outbox += other.outbox;
     }
 }

@@ -6,11 +6,14 @@
 //! plan-dependent on it, so every execution re-prepared the cached statement.
 
 pub mod audit;
+pub mod credentials;
 pub mod exchange_codes;
 pub mod housekeeping;
 pub mod identities;
 pub mod keys;
 pub mod login_flows;
+pub mod outbox;
+pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod revoked_access_tokens;
 pub mod users;

@@ -1,5 +1,5 @@
 use crate::conn::on_backend;
-use crate::repo::identities;
+use crate::repo::{credentials, identities};
 use crate::schema::{user_emails, user_phones, users};
 use crate::{DbConn, StorageError};
 use braid_core::{
@@ -25,6 +25,7 @@ struct UserRow {
     is_admin: bool,
     created_at: i64,
     updated_at: i64,
+    external_id: Option<String>,
 }
 
 impl TryFrom<UserRow> for User {
@@ -37,13 +38,64 @@ impl TryFrom<UserRow> for User {
             is_admin: r.is_admin,
             created_at: Timestamp::from_millis(r.created_at),
             updated_at: Timestamp::from_millis(r.updated_at),
+            external_id: r.external_id,
         })
     }
 }
 
 /// Inserts the user and its emails and phones in one transaction.
 pub fn create(conn: &mut DbConn, new: &NewUser, now: Timestamp) -> Result<User, StorageError> {
-    conn.transaction(|c| insert_user(c, new, now))
+    conn.transaction(|c| insert_user(c, new, None, now))
+}
+
+/// A user of the application Braid was put beside, as `braid users import` writes it.
+#[derive(Debug, Clone)]
+pub struct ImportedUser {
+    /// The user's id in the application; unique among Braid's users.
+    pub external_id: String,
+    pub user: NewUser,
+    /// An argon2 PHC string or a bcrypt hash, checked by the caller.
+    pub password_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Imported {
+    Created(User),
+    /// A user with this `external_id` exists: nothing was written.
+    Exists(User),
+}
+
+/// Creates the user with its emails, phones and password, all or nothing, unless a user
+/// with the same `external_id` exists. An `external_id` or a verified address another user
+/// holds (SECURITY-CASES I10), including one written meanwhile by someone else, is refused
+/// by the unique indexes as `Conflict`: never taken from its holder.
+pub fn import(
+    conn: &mut DbConn,
+    imported: &ImportedUser,
+    now: Timestamp,
+) -> Result<Imported, StorageError> {
+    conn.transaction(|c| {
+        if let Some(existing) = find_by_external_id(c, &imported.external_id)? {
+            return Ok(Imported::Exists(existing));
+        }
+        let user = insert_user(c, &imported.user, Some(&imported.external_id), now)?;
+        if let Some(phc) = &imported.password_hash {
+            credentials::set_password_hash(c, &user.id, phc, now)?;
+        }
+        Ok(Imported::Created(user))
+    })
+}
+
+pub fn find_by_external_id(
+    conn: &mut DbConn,
+    external_id: &str,
+) -> Result<Option<User>, StorageError> {
+    users::table
+        .filter(users::external_id.eq(external_id))
+        .get_result::<UserRow>(conn)
+        .optional()?
+        .map(User::try_from)
+        .transpose()
 }
 
 /// Creates a user and links the identity to it, both or neither.
@@ -54,13 +106,18 @@ pub fn create_with_identity(
     now: Timestamp,
 ) -> Result<(User, LinkedIdentity), StorageError> {
     conn.transaction(|c| {
-        let user = insert_user(c, new, now)?;
+        let user = insert_user(c, new, None, now)?;
         let linked = identities::insert(c, &user.id, identity, now)?;
         Ok((user, linked))
     })
 }
 
-fn insert_user(c: &mut DbConn, new: &NewUser, now: Timestamp) -> Result<User, StorageError> {
+fn insert_user(
+    c: &mut DbConn,
+    new: &NewUser,
+    external_id: Option<&str>,
+    now: Timestamp,
+) -> Result<User, StorageError> {
     let user = User {
         id: UserId::generate(),
         display_name: new.display_name.clone(),
@@ -68,6 +125,7 @@ fn insert_user(c: &mut DbConn, new: &NewUser, now: Timestamp) -> Result<User, St
         is_admin: new.is_admin,
         created_at: now,
         updated_at: now,
+        external_id: external_id.map(str::to_owned),
     };
     diesel::insert_into(users::table)
         .values((
@@ -77,6 +135,7 @@ fn insert_user(c: &mut DbConn, new: &NewUser, now: Timestamp) -> Result<User, St
             users::is_admin.eq(user.is_admin),
             users::created_at.eq(now.as_millis()),
             users::updated_at.eq(now.as_millis()),
+            users::external_id.eq(external_id),
         ))
         .execute(c)?;
     for e in &new.emails {

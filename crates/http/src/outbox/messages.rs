@@ -1,0 +1,253 @@
+//! The messages Braid sends, rendered from Tera templates embedded in the binary: a text and
+//! an HTML body for each email (`templates/email/`), one text for each SMS (`templates/sms/`).
+//! HTML templates are autoescaped; none loads anything from elsewhere.
+
+use braid_core::{Email, Phone, Timestamp};
+use braid_storage::repo::outbox::{Channel, NewMessage};
+use tera::{Context, Tera};
+
+const VERIFICATION_CODE_SUBJECT: &str = "Your verification code";
+const IDENTITY_LINKED_SUBJECT: &str = "A new sign-in method was added to your account";
+
+pub struct Messages {
+    tera: Tera,
+}
+
+impl Messages {
+    pub fn new() -> Result<Self, tera::Error> {
+        let mut tera = Tera::default();
+        tera.add_raw_templates(vec![
+            (
+                "email/layout.html",
+                include_str!("../../../../templates/email/layout.html"),
+            ),
+            (
+                "email/verification_code.txt",
+                include_str!("../../../../templates/email/verification_code.txt"),
+            ),
+            (
+                "email/verification_code.html",
+                include_str!("../../../../templates/email/verification_code.html"),
+            ),
+            (
+                "email/identity_linked.txt",
+                include_str!("../../../../templates/email/identity_linked.txt"),
+            ),
+            (
+                "email/identity_linked.html",
+                include_str!("../../../../templates/email/identity_linked.html"),
+            ),
+            (
+                "sms/verification_code.txt",
+                include_str!("../../../../templates/sms/verification_code.txt"),
+            ),
+        ])?;
+        Ok(Self { tera })
+    }
+
+    /// A one-time code by email, valid for `minutes_valid` minutes.
+    pub fn verification_code_email(
+        &self,
+        to: &Email,
+        code: &str,
+        minutes_valid: u64,
+    ) -> Result<NewMessage, tera::Error> {
+        let mut ctx = Context::new();
+        ctx.insert("code", code);
+        ctx.insert("minutes_valid", &minutes_valid);
+        self.email(to, VERIFICATION_CODE_SUBJECT, "verification_code", &ctx)
+    }
+
+    /// A one-time code by SMS, valid for `minutes_valid` minutes.
+    pub fn verification_code_sms(
+        &self,
+        to: &Phone,
+        code: &str,
+        minutes_valid: u64,
+    ) -> Result<NewMessage, tera::Error> {
+        let mut ctx = Context::new();
+        ctx.insert("code", code);
+        ctx.insert("minutes_valid", &minutes_valid);
+        Ok(NewMessage {
+            channel: Channel::Sms,
+            recipient: to.as_str().to_owned(),
+            subject: None,
+            text_body: self
+                .tera
+                .render("sms/verification_code.txt", &ctx)?
+                .trim()
+                .to_owned(),
+            html_body: None,
+        })
+    }
+
+    /// The notice to an account's verified address that a sign-in method (a provider's
+    /// identity) was linked to it at `when`.
+    pub fn identity_linked_email(
+        &self,
+        to: &Email,
+        provider_display_name: &str,
+        when: Timestamp,
+    ) -> Result<NewMessage, tera::Error> {
+        let mut ctx = Context::new();
+        ctx.insert("provider", provider_display_name);
+        ctx.insert("when", &utc_minute(when));
+        self.email(to, IDENTITY_LINKED_SUBJECT, "identity_linked", &ctx)
+    }
+
+    fn email(
+        &self,
+        to: &Email,
+        subject: &str,
+        template: &str,
+        ctx: &Context,
+    ) -> Result<NewMessage, tera::Error> {
+        Ok(NewMessage {
+            channel: Channel::Email,
+            recipient: to.as_str().to_owned(),
+            subject: Some(subject.to_owned()),
+            text_body: self.tera.render(&format!("email/{template}.txt"), ctx)?,
+            html_body: Some(self.tera.render(&format!("email/{template}.html"), ctx)?),
+        })
+    }
+}
+
+/// `2026-12-06 14:03 UTC`. The civil date from days since 1970 (H. Hinnant's algorithm), so
+/// one timestamp format needs no date library.
+fn utc_minute(t: Timestamp) -> String {
+    let secs = t.as_secs();
+    let days = secs.div_euclid(86_400);
+    let minute_of_day = secs.rem_euclid(86_400) / 60;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        minute_of_day / 60,
+        minute_of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages() -> Messages {
+        Messages::new().unwrap()
+    }
+
+    fn alice() -> Email {
+        Email::parse("alice@example.com").unwrap()
+    }
+
+    #[test]
+    fn the_code_email_has_the_code_in_both_parts_and_says_what_to_do_if_it_was_not_you() {
+        let m = messages()
+            .verification_code_email(&alice(), "042917", 10)
+            .unwrap();
+        assert_eq!(m.channel, Channel::Email);
+        assert_eq!(m.recipient, "alice@example.com");
+        assert_eq!(m.subject.as_deref(), Some("Your verification code"));
+        let html = m.html_body.unwrap();
+        for body in [&m.text_body, &html] {
+            assert!(body.contains("042917"), "{body}");
+            assert!(body.contains("10 minutes"), "{body}");
+            assert!(body.contains("Didn't ask for a code?"), "{body}");
+        }
+        assert!(
+            !m.subject.unwrap().contains("042917"),
+            "no code in the subject"
+        );
+    }
+
+    #[test]
+    fn the_html_loads_nothing_from_elsewhere() {
+        let m = messages();
+        for html in [
+            m.verification_code_email(&alice(), "042917", 10)
+                .unwrap()
+                .html_body
+                .unwrap(),
+            m.identity_linked_email(&alice(), "GitHub", Timestamp::from_millis(0))
+                .unwrap()
+                .html_body
+                .unwrap(),
+        ] {
+            let lower = html.to_lowercase();
+            for needle in [
+                "<img", "<script", "<link", "url(", "src=", "http://", "https://",
+            ] {
+                assert!(!lower.contains(needle), "{needle} in {html}");
+            }
+        }
+    }
+
+    #[test]
+    fn one_minute_is_singular() {
+        let m = messages()
+            .verification_code_sms(&Phone::parse("+12025550100").unwrap(), "042917", 1)
+            .unwrap();
+        assert!(
+            m.text_body.contains("expires in 1 minute."),
+            "{}",
+            m.text_body
+        );
+    }
+
+    #[test]
+    fn the_sms_is_short_plain_and_starts_with_the_code() {
+        let m = messages()
+            .verification_code_sms(&Phone::parse("+12025550100").unwrap(), "042917", 10)
+            .unwrap();
+        assert_eq!(m.channel, Channel::Sms);
+        assert_eq!(m.recipient, "+12025550100");
+        assert_eq!((m.subject, m.html_body), (None, None));
+        assert!(m.text_body.starts_with("042917 is your verification code."));
+        assert!(m.text_body.len() <= 160, "one SMS segment: {}", m.text_body);
+        assert!(m.text_body.is_ascii());
+    }
+
+    #[test]
+    fn the_linked_notice_names_the_provider_and_the_time_escaped_in_html() {
+        let when = Timestamp::from_millis(1_796_565_780_000);
+        let m = messages()
+            .identity_linked_email(&alice(), "Acme <SSO>", when)
+            .unwrap();
+        assert_eq!(
+            m.subject.as_deref(),
+            Some("A new sign-in method was added to your account")
+        );
+        assert!(m.text_body.contains("Acme <SSO>, on 2026-12-06 14:03 UTC"));
+        assert!(m.text_body.contains("If it was not you"));
+        let html = m.html_body.unwrap();
+        assert!(html.contains("Acme &lt;SSO&gt;"), "{html}");
+        assert!(!html.contains("<SSO>"));
+        assert!(html.contains("Wasn't you?"));
+    }
+
+    #[test]
+    fn utc_minute_formats_civil_dates() {
+        assert_eq!(
+            utc_minute(Timestamp::from_millis(0)),
+            "1970-01-01 00:00 UTC"
+        );
+        assert_eq!(
+            utc_minute(Timestamp::from_millis(951_782_400_000)),
+            "2000-02-29 00:00 UTC"
+        );
+        assert_eq!(
+            utc_minute(Timestamp::from_millis(1_796_565_780_000)),
+            "2026-12-06 14:03 UTC"
+        );
+        assert_eq!(
+            utc_minute(Timestamp::from_millis(-60_000)),
+            "1969-12-31 23:59 UTC"
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! The background task that delivers queued messages: every second, or at once when woken,
+//! it claims the due ones, sends them side by side, and marks each sent, or failed with a
+//! retry time that backs off, or given up. Every instance runs one; claims keep them from
+//! sending the same message (see `braid_storage::repo::outbox`).
+//!
+//! Log lines name the message id, channel, masked recipient, attempt and outcome; never a
+//! body, a code or a credential.
+
+use super::{Outbox, SendError};
+use crate::metrics::Metrics;
+use braid_core::Timestamp;
+use braid_storage::repo::outbox::{self, Channel, ClaimedMessage};
+use braid_storage::{Database, StorageError};
+use prometheus::{IntCounterVec, IntGauge};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How long a claim holds a message. Longer than [`SEND_TIMEOUT`], so a message is never sent
+/// by two workers at once.
+pub const LEASE: Duration = Duration::from_secs(120);
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Messages claimed and sent side by side per round.
+const BATCH: i64 = 10;
+/// A message still failing this long after it was queued, or after this many attempts, is
+/// given up (logged at ERROR). With [`backoff`] the age comes first; the count bounds the
+/// attempts should the clock misbehave.
+pub const MAX_ATTEMPTS: u32 = 30;
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
+const PENDING_GAUGE_EVERY: Duration = Duration::from_secs(15);
+
+/// The wait before the next attempt after `attempt` failed: 5 s, 30 s, 2 min, 10 min,
+/// 30 min, then hourly.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(match attempt {
+        0 | 1 => 5,
+        2 => 30,
+        3 => 120,
+        4 => 600,
+        5 => 1_800,
+        _ => 3_600,
+    })
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    db: Database,
+    outbox: Arc<Outbox>,
+    messages_total: IntCounterVec,
+    pending: IntGauge,
+}
+
+impl Worker {
+    pub fn new(db: Database, outbox: Arc<Outbox>, metrics: &Metrics) -> Self {
+        Self {
+            db,
+            outbox,
+            messages_total: metrics.outbox_messages.clone(),
+            pending: metrics.outbox_pending.clone(),
+        }
+    }
+
+    /// Runs the worker for as long as the runtime does.
+    pub fn spawn(self) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(POLL_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut gauge_tick = tokio::time::interval(PENDING_GAUGE_EVERY);
+            gauge_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = self.outbox.woken() => {}
+                    _ = gauge_tick.tick() => {
+                        self.update_pending().await;
+                        continue;
+                    }
+                }
+                if let Err(e) = self.deliver_due().await {
+                    tracing::warn!(error = %e, "outbox: cannot read or claim messages");
+                }
+            }
+        });
+    }
+
+    /// One round: claims and sends every message due now, in batches; returns how many it
+    /// attempted.
+    pub async fn deliver_due(&self) -> Result<usize, StorageError> {
+        let mut attempted = 0;
+        loop {
+            let now = Timestamp::now();
+            // A read first: an idle outbox costs no write transaction.
+            let due = self.db.run(outbox::next_due_at).await?;
+            if due.is_none_or(|at| at > now) {
+                return Ok(attempted);
+            }
+            let batch = self
+                .db
+                .run_write(move |c| outbox::claim_due(c, now, LEASE, BATCH))
+                .await?;
+            let claimed = batch.len();
+            let mut sends = JoinSet::new();
+            for message in batch {
+                let worker = self.clone();
+                sends.spawn(async move { worker.deliver(message).await });
+            }
+            while sends.join_next().await.is_some() {}
+            attempted += claimed;
+            if (claimed as i64) < BATCH {
+                return Ok(attempted);
+            }
+        }
+    }
+
+    async fn deliver(&self, claimed: ClaimedMessage) {
+        let channel = claimed.message.channel;
+        let to = channel.mask(&claimed.message.recipient);
+        let result = tokio::time::timeout(SEND_TIMEOUT, self.outbox.send(&claimed))
+            .await
+            .unwrap_or_else(|_| Err(SendError::transient("timed out")));
+        let now = Timestamp::now();
+        let (id, attempt) = (claimed.id.clone(), claimed.attempt);
+        let error = match result {
+            Ok(()) => {
+                self.count(channel, "sent");
+                tracing::info!(message_id = %id, %channel, %to, attempt, outcome = "sent", "message sent");
+                let marked = self
+                    .db
+                    .run_write(move |c| outbox::mark_sent(c, &claimed.id, attempt, now))
+                    .await;
+                if !matches!(marked, Ok(true)) {
+                    tracing::warn!(message_id = %id, error = ?marked.err(), "message sent but not marked sent: it may be sent again");
+                }
+                return;
+            }
+            Err(e) => e,
+        };
+        // What the server said may quote the address; logs and the table get the masked one.
+        let detail = replace_ignoring_case(&error.detail, &claimed.message.recipient, &to);
+        let too_old = now >= claimed.created_at.plus(GIVE_UP_AFTER);
+        if error.permanent || attempt >= MAX_ATTEMPTS || too_old {
+            self.count(channel, "gave_up");
+            tracing::error!(
+                message_id = %id, %channel, %to, attempt, outcome = "gave_up",
+                error = %detail, permanent = error.permanent,
+                "message not delivered; giving up"
+            );
+            let stored = detail.clone();
+            let marked = self
+                .db
+                .run_write(move |c| outbox::give_up(c, &id, attempt, now, &stored))
+                .await;
+            if let Err(e) = marked {
+                tracing::warn!(error = %e, "outbox: cannot record giving up; the message will be tried again");
+            }
+        } else {
+            self.count(channel, "failed");
+            let retry_in = backoff(attempt);
+            tracing::warn!(
+                message_id = %id, %channel, %to, attempt, outcome = "failed",
+                error = %detail, retry_in_secs = retry_in.as_secs(),
+                "message not delivered; will retry"
+            );
+            let stored = detail.clone();
+            let marked = self
+                .db
+                .run_write(move |c| {
+                    outbox::mark_failed(c, &id, attempt, now.plus(retry_in), &stored)
+                })
+                .await;
+            if let Err(e) = marked {
+                tracing::warn!(error = %e, "outbox: cannot record the failure; the message will be tried again when its lease ends");
+            }
+        }
+    }
+
+    fn count(&self, channel: Channel, outcome: &str) {
+        self.messages_total
+            .with_label_values(&[channel.as_str(), outcome])
+            .inc();
+    }
+
+    async fn update_pending(&self) {
+        match self.db.run(outbox::pending_count).await {
+            Ok(n) => self.pending.set(n),
+            Err(e) => tracing::debug!(error = %e, "outbox: cannot count pending messages"),
+        }
+    }
+}
+
+/// `text` with every ASCII-case-insensitive occurrence of `needle` replaced.
+fn replace_ignoring_case(text: &str, needle: &str, with: &str) -> String {
+    if needle.is_empty() {
+        return text.to_owned();
+    }
+    let lower = text.to_ascii_lowercase();
+    let needle = needle.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    while let Some(found) = lower[rest..].find(&needle) {
+        let start = rest + found;
+        out.push_str(&text[rest..start]);
+        out.push_str(with);
+        rest = start + needle.len();
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let waits: Vec<u64> = (1..=8).map(|a| backoff(a).as_secs()).collect();
+        assert_eq!(waits, [5, 30, 120, 600, 1_800, 3_600, 3_600, 3_600]);
+        let total: u64 = (1..MAX_ATTEMPTS).map(|a| backoff(a).as_secs()).sum();
+        assert!(
+            total >= GIVE_UP_AFTER.as_secs(),
+            "the attempts outlast the give-up age: {total} s"
+        );
+    }
+
+    #[test]
+    fn a_quoted_recipient_is_replaced_whatever_its_case() {
+        assert_eq!(
+            replace_ignoring_case(
+                "550 5.1.1 <Alice@Example.com>: unknown; alice@example.com",
+                "alice@example.com",
+                "a***@e***.com"
+            ),
+            "550 5.1.1 <a***@e***.com>: unknown; a***@e***.com"
+        );
+        assert_eq!(
+            replace_ignoring_case("421 busy", "x@y.z", "***"),
+            "421 busy"
+        );
+    }
+}
