@@ -58,6 +58,9 @@ pub struct Candidate {
     pub is_admin: bool,
     /// The user already has an identity at this provider (with another subject).
     pub has_identity_at_provider: bool,
+    /// The person could prove owning this account: it has a password, or a verified email
+    /// (phone) and this deployment can send email (SMS). Nobody can pick an account otherwise.
+    pub can_prove: bool,
 }
 
 impl Candidate {
@@ -66,7 +69,7 @@ impl Candidate {
     }
 
     fn manually_linkable(&self) -> bool {
-        !self.disabled && !self.has_identity_at_provider
+        !self.disabled && !self.has_identity_at_provider && self.can_prove
     }
 }
 
@@ -255,8 +258,13 @@ fn manual_or_create(candidates: &[Candidate], policy: &LinkPolicy, reason: Reaso
         .map(|c| c.user_id.clone())
         .collect();
     if eligible.is_empty() {
-        return Decision::CreateUser {
-            reason: Reason::NoCandidates,
+        // Nobody could prove an ambiguous match: the operator's conflict rule still decides.
+        return if reason == Reason::AmbiguousMatch {
+            conflict(policy, reason)
+        } else {
+            Decision::CreateUser {
+                reason: Reason::NoCandidates,
+            }
         };
     }
     if policy.manual_available {
@@ -269,6 +277,13 @@ fn manual_or_create(candidates: &[Candidate], policy: &LinkPolicy, reason: Reaso
     } else {
         Decision::CreateUser { reason }
     }
+}
+
+/// Whether a person offered a manual link may choose a new account instead: always, unless
+/// the match was ambiguous and the operator wants ambiguity to end in an error rather than
+/// in a new user (`conflict_action = "error"`).
+pub fn may_create_instead(policy: &LinkPolicy, reason: Reason) -> bool {
+    !(reason == Reason::AmbiguousMatch && policy.conflict_action == ConflictAction::Error)
 }
 
 fn conflict(policy: &LinkPolicy, reason: Reason) -> Decision {
@@ -298,6 +313,7 @@ mod tests {
             disabled: false,
             is_admin: false,
             has_identity_at_provider: false,
+            can_prove: true,
         }
     }
 
@@ -582,6 +598,51 @@ mod tests {
         assert_eq!(
             decide(&i, &policy(Resolution::Automatic)).outcome(),
             Outcome::Complete
+        );
+    }
+
+    #[test]
+    fn an_account_nobody_could_prove_owning_is_never_offered_for_a_manual_link() {
+        let mut c = verified(&UserId::generate());
+        c.verified_match = false;
+        c.can_prove = false;
+        assert_eq!(
+            decide(&input(vec![c]), &policy(Resolution::Manual)),
+            Decision::CreateUser {
+                reason: Reason::NoCandidates
+            }
+        );
+    }
+
+    #[test]
+    fn a_new_account_instead_of_a_manual_link_only_where_conflicts_may_create_users() {
+        let mut p = policy(Resolution::Automatic);
+        assert!(!may_create_instead(&p, Reason::AmbiguousMatch));
+        assert!(may_create_instead(&p, Reason::UnverifiedMatchOnly));
+        assert!(may_create_instead(&p, Reason::ManualResolution));
+        p.conflict_action = ConflictAction::CreateUser;
+        assert!(may_create_instead(&p, Reason::AmbiguousMatch));
+    }
+
+    #[test]
+    fn an_ambiguous_match_nobody_can_prove_follows_the_conflict_rule() {
+        let mut a = verified(&UserId::generate());
+        let mut b = verified(&UserId::generate());
+        a.can_prove = false;
+        b.can_prove = false;
+        let mut p = policy(Resolution::Automatic);
+        assert_eq!(
+            decide(&input(vec![a.clone(), b.clone()]), &p),
+            Decision::Refuse {
+                reason: Reason::AmbiguousMatch
+            }
+        );
+        p.conflict_action = ConflictAction::CreateUser;
+        assert_eq!(
+            decide(&input(vec![a, b]), &p),
+            Decision::CreateUser {
+                reason: Reason::AmbiguousMatch
+            }
         );
     }
 }

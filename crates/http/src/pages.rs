@@ -1,4 +1,5 @@
-//! Server-rendered pages (Tera, embedded in the binary). Every page gets a CSP that allows
+//! Server-rendered pages (Tera, embedded in the binary, compiled once at start-up; any of them
+//! may be replaced file by file from `views.templates_dir`). Every page gets a CSP that allows
 //! exactly its own inline stylesheet and nothing else: no scripts, no third-party resources.
 
 use actix_web::http::{StatusCode, header};
@@ -7,30 +8,88 @@ use base64::Engine as _;
 use tera::{Context, Tera};
 use tracing_actix_web::RequestId;
 
-const STYLE: &str = include_str!("../../../templates/style.css");
+use crate::flows::link_select::SelectView;
+use crate::flows::link_verify::VerifyView;
+
+/// The templates in the binary, by file name.
+const EMBEDDED: [(&str, &str); 5] = [
+    ("base.html", include_str!("../../../templates/base.html")),
+    ("error.html", include_str!("../../../templates/error.html")),
+    (
+        "link_select.html",
+        include_str!("../../../templates/link_select.html"),
+    ),
+    (
+        "link_verify.html",
+        include_str!("../../../templates/link_verify.html"),
+    ),
+    ("style.css", include_str!("../../../templates/style.css")),
+];
+
+/// Settings of the pages (`[views]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ViewSettings {
+    /// A folder whose files replace the embedded templates of the same name (`error.html`,
+    /// `link_select.html`, `style.css`, ...); files it lacks keep the embedded version.
+    pub templates_dir: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PagesError {
+    #[error("cannot read {path}: {kind}")]
+    Read {
+        path: String,
+        kind: std::io::ErrorKind,
+    },
+    #[error(transparent)]
+    Template(#[from] tera::Error),
+}
 
 pub struct Pages {
     tera: Tera,
+    style: String,
     csp: String,
 }
 
 impl Pages {
-    pub fn new() -> Result<Self, tera::Error> {
+    /// Every template compiled now: a broken override stops the start, naming the file.
+    pub fn new(settings: &ViewSettings) -> Result<Self, PagesError> {
+        let mut sources = Vec::with_capacity(EMBEDDED.len());
+        for (name, embedded) in EMBEDDED {
+            let source = match &settings.templates_dir {
+                Some(dir) if dir.join(name).is_file() => {
+                    let path = dir.join(name);
+                    std::fs::read_to_string(&path).map_err(|e| PagesError::Read {
+                        path: path.display().to_string(),
+                        kind: e.kind(),
+                    })?
+                }
+                _ => embedded.to_owned(),
+            };
+            sources.push((name, source));
+        }
+        let style = sources
+            .iter()
+            .find(|(name, _)| *name == "style.css")
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default();
         let mut tera = Tera::default();
-        tera.add_raw_templates(vec![
-            ("base.html", include_str!("../../../templates/base.html")),
-            ("error.html", include_str!("../../../templates/error.html")),
-        ])?;
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, STYLE.as_bytes());
+        tera.add_raw_templates(
+            sources
+                .into_iter()
+                .filter(|(name, _)| name.ends_with(".html")),
+        )?;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, style.as_bytes());
         let hash = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
         let csp = format!(
             "default-src 'none'; style-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
         );
-        Ok(Self { tera, csp })
+        Ok(Self { tera, style, csp })
     }
 
     fn render(&self, status: StatusCode, template: &str, mut ctx: Context) -> HttpResponse {
-        ctx.insert("style", STYLE);
+        ctx.insert("style", &self.style);
         match self.tera.render(template, &ctx) {
             Ok(body) => HttpResponse::build(status)
                 .insert_header((header::CONTENT_SECURITY_POLICY, self.csp.as_str()))
@@ -65,5 +124,41 @@ impl Pages {
             .unwrap_or_default();
         ctx.insert("request_id", &request_id);
         self.render(status, "error.html", ctx)
+    }
+
+    /// The account choice of a manual link.
+    pub fn link_select(&self, view: &SelectView, problem: Option<&str>) -> HttpResponse {
+        let mut ctx = Context::new();
+        ctx.insert("view", view);
+        ctx.insert("problem", &problem);
+        self.render(StatusCode::OK, "link_select.html", ctx)
+    }
+
+    /// The password or code prompt of a manual link.
+    pub fn link_verify(
+        &self,
+        status: StatusCode,
+        view: &VerifyView,
+        select_path: &str,
+        notice: Option<&str>,
+        problem: Option<&str>,
+    ) -> HttpResponse {
+        let mut ctx = Context::new();
+        ctx.insert("view", view);
+        ctx.insert("select_path", select_path);
+        ctx.insert("notice", &notice);
+        ctx.insert("problem", &problem);
+        self.render(status, "link_verify.html", ctx)
+    }
+
+    /// A sign-in that cannot be linked to the chosen account (`link_conflict`).
+    pub fn conflict(&self, req: &HttpRequest, back: Option<&str>) -> HttpResponse {
+        self.error(
+            req,
+            StatusCode::CONFLICT,
+            "This sign-in cannot be added to that account",
+            "It is already connected to an account, or the account you chose can no longer take it. Nothing was changed. (Error code: link_conflict)",
+            back,
+        )
     }
 }

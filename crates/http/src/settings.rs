@@ -26,6 +26,7 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub sms: SmsSettings,
     pub limits: LimitSettings,
+    pub views: crate::pages::ViewSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +119,17 @@ pub struct LinkRoutes {
     pub verify: Vec<String>,
 }
 
+impl LinkRoutes {
+    /// `/auth/connect/link/select` with the default segments.
+    pub fn select_path(&self) -> String {
+        format!("/auth/connect/{}", self.select.join("/"))
+    }
+
+    pub fn verify_path(&self) -> String {
+        format!("/auth/connect/{}", self.verify.join("/"))
+    }
+}
+
 impl Default for LinkRoutes {
     fn default() -> Self {
         Self {
@@ -137,6 +149,7 @@ pub struct AccountLinkingSettings {
     /// Lifetime of a manual link flow, in seconds.
     pub state_expiration: u64,
     pub routes: LinkRoutes,
+    pub codes: crate::flows::link_proof::CodeSettings,
 }
 
 impl Default for AccountLinkingSettings {
@@ -148,6 +161,7 @@ impl Default for AccountLinkingSettings {
             conflict_action: ConflictAction::Error,
             state_expiration: 600,
             routes: LinkRoutes::default(),
+            codes: Default::default(),
         }
     }
 }
@@ -432,6 +446,18 @@ impl Settings {
         if l.routes.select == l.routes.verify {
             out.push("account_linking.routes: select and verify must differ".into());
         }
+        for (name, path) in [("select", &l.routes.select), ("verify", &l.routes.verify)] {
+            let taken = self.federated_login.providers.keys().find(|id| {
+                matches!(path.as_slice(), [one] if one == *id)
+                    || matches!(path.as_slice(), [one, two] if one == *id && two == "callback")
+            });
+            if let Some(id) = taken {
+                out.push(format!(
+                    "account_linking.routes.{name}: the path is provider {id}'s route; choose other segments"
+                ));
+            }
+        }
+        out.extend(l.codes.problems());
         if !(60..=3600).contains(&self.federated_login.flow_expiration) {
             out.push("federated_login.flow_expiration: must be between 60 and 3600 seconds".into());
         }

@@ -1,6 +1,8 @@
 //! Building the application: database, keys, listener, server. Tests start it on port 0.
 
 use crate::clients::Clients;
+use crate::flows::link_proof::CodeKey;
+use crate::flows::link_state::{self, CsrfKey};
 use crate::flows::login_flow;
 use crate::keys::{self, KeyError};
 use crate::limiter::Limiter;
@@ -8,6 +10,7 @@ use crate::limits::MAX_BODY_BYTES;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxError};
 use crate::pages::Pages;
+use crate::routes::LinkPaths;
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::telemetry::BraidRootSpan;
@@ -44,7 +47,7 @@ pub enum StartupError {
     #[error("identity providers: {0}")]
     Providers(#[from] braid_providers::ProviderError),
     #[error("page templates: {0}")]
-    Templates(#[from] tera::Error),
+    Templates(#[from] crate::pages::PagesError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cookie key: {0}")]
@@ -91,6 +94,7 @@ impl Application {
             .spawn();
         let db = CloseOnDrop(state.db.clone());
         let provider_ids: Vec<String> = state.providers.ids().map(ToString::to_string).collect();
+        let link_paths = state.link_paths.clone();
         let state = web::Data::new(state);
         crate::provider_check::spawn(state.clone().into_inner());
         let mut server = HttpServer::new(move || {
@@ -99,7 +103,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                 .app_data(web::FormConfig::default().limit(MAX_BODY_BYTES))
                 .app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES))
-                .configure(|cfg| crate::routes::configure(cfg, &provider_ids))
+                .configure(|cfg| crate::routes::configure(cfg, &provider_ids, &link_paths))
                 .default_service(web::to(crate::problem::not_found))
                 .wrap(security_headers())
                 .wrap(actix_web::middleware::from_fn(
@@ -189,19 +193,26 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
         resolution: linking.resolution,
         on_ambiguity: linking.on_ambiguity,
         conflict_action: linking.conflict_action,
-        // The select/verify pages are not part of this version.
-        manual_available: false,
+        manual_available: true,
     };
     let flow_sealer = Sealer::new(&session_key, login_flow::PURPOSE)?;
+    let link_sealer = Sealer::new(&session_key, link_state::PURPOSE)?;
     Ok(AppState {
         limiter: Limiter::new(db.clone(), settings.limits.clone()),
         db,
         flow_sealer,
+        link_sealer,
+        csrf: CsrfKey::new(&session_key),
+        code_key: Arc::new(CodeKey::new(&session_key)),
+        link_paths: LinkPaths {
+            select: settings.account_linking.routes.select_path(),
+            verify: settings.account_linking.routes.verify_path(),
+        },
         session_key,
         keys,
         providers,
         clients,
-        pages: Pages::new()?,
+        pages: Pages::new(&settings.views)?,
         metrics: Metrics::new()?,
         issuer: settings.issuer(),
         cookie_secure: settings.cookie_secure(),

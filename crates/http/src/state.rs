@@ -1,14 +1,18 @@
 use crate::clients::Clients;
+use crate::flows::link_proof::{CodeKey, Delivery};
+use crate::flows::link_state::CsrfKey;
 use crate::limiter::Limiter;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::pages::Pages;
+use crate::routes::LinkPaths;
 use crate::settings::Settings;
 use crate::tokens::keyring::KeyRing;
 use crate::tokens::sealed::Sealer;
 use braid_core::linking::LinkPolicy;
 use braid_providers::ProviderRegistry;
 use braid_storage::Database;
+use braid_storage::repo::outbox::Channel;
 use std::sync::Arc;
 
 /// Shared by every worker: created once, outside `HttpServer::new`.
@@ -19,6 +23,13 @@ pub struct AppState {
     pub session_key: Vec<u8>,
     /// Seals and opens login flow cookies (key derived from `session_key`).
     pub flow_sealer: Sealer,
+    /// Seals and opens manual link cookies.
+    pub link_sealer: Sealer,
+    /// CSRF tokens of the manual link forms.
+    pub csrf: CsrfKey,
+    /// Keys the stored hashes of one-time codes.
+    pub code_key: Arc<CodeKey>,
+    pub link_paths: LinkPaths,
     pub keys: KeyRing,
     pub providers: ProviderRegistry,
     pub clients: Clients,
@@ -32,4 +43,14 @@ pub struct AppState {
     pub limiter: Limiter,
     /// Email and SMS: message builders, `can_send`, and the worker's wake-up.
     pub outbox: Arc<Outbox>,
+}
+
+impl AppState {
+    /// The channels one-time codes can go out on in this deployment.
+    pub fn delivery(&self) -> Delivery {
+        Delivery {
+            email: self.outbox.can_send(Channel::Email),
+            sms: self.outbox.can_send(Channel::Sms),
+        }
+    }
 }

@@ -81,6 +81,8 @@ diesel::table! {
         updated_at -> BigInt,
         expires_at -> BigInt,
         consumed_at -> Nullable<BigInt>,
+        reason -> Text,
+        allow_create -> Bool,
     }
 }
 

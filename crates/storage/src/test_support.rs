@@ -109,6 +109,23 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
         rows.first().map_or(0, |r| r.n)
     }
+
+    /// The one text column `t` of each row of a query (`SELECT body AS t FROM outbox`).
+    pub fn texts(&self, sql: &str) -> Vec<String> {
+        #[derive(diesel::QueryableByName)]
+        struct T {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            t: String,
+        }
+        let mut conn = self
+            .db
+            .conn()
+            .unwrap_or_else(|e| panic!("test database: {e}"));
+        let rows: Vec<T> = diesel::sql_query(sql)
+            .load(&mut *conn)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.into_iter().map(|r| r.t).collect()
+    }
 }
 
 impl Drop for TestDb {

@@ -420,7 +420,7 @@ fn rotations_at_once_leave_every_key_signing_in_turn() {
 #[test]
 fn existing_keys_keep_their_meaning_through_the_schedule_migration() {
     let t = TestDb::new().unwrap();
-    assert!(t.revert_last_migration().starts_with("20261206000030"));
+    assert!(t.revert_last_migration().starts_with("20261206000040"));
     // As the previous schema had them: one active key, two retired ones.
     t.execute(
         "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, status, created_at, retired_at) VALUES \
@@ -742,4 +742,37 @@ fn a_full_pool_hands_a_returned_connection_to_the_next_waiter() {
     drop(held);
     waiter.join().unwrap().unwrap();
     assert_eq!(db.close(Duration::from_secs(5)), 0);
+}
+
+/// diesel knows a migration by its version alone: two folders with one version (two branches
+/// that picked the same number) would leave one of them silently unapplied.
+#[test]
+fn every_migration_has_a_version_of_its_own_and_both_backends_have_the_same_ones() {
+    let versions = |backend: &str| -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../migrations")
+            .join(backend);
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let sqlite = versions("sqlite");
+    assert_eq!(sqlite, versions("postgres"));
+    let mut seen = std::collections::HashSet::new();
+    for name in &sqlite {
+        let version: String = name
+            .split('_')
+            .next()
+            .unwrap()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        assert!(
+            seen.insert(version.clone()),
+            "{name}: version {version} is taken"
+        );
+    }
 }

@@ -3,6 +3,8 @@
 //! decide who this is (DESIGN §4) and write the result — user, link, exchange code, audit
 //! event — in one transaction.
 
+use crate::flows::link_proof::{Delivery, Proofs};
+use crate::flows::link_state::LinkState;
 use crate::flows::login_flow::LoginFlow;
 use crate::params::{ParamError, Params};
 use crate::settings::MatchBy;
@@ -13,6 +15,7 @@ use braid_core::{Email, FederatedIdentity, Phone, Timestamp, UserEmail, UserId, 
 use braid_providers::{CallbackParams, ExpectedFlow, ProviderError};
 use braid_storage::repo::audit::{self, AuditEvent};
 use braid_storage::repo::exchange_codes::{self, NewExchangeCode};
+use braid_storage::repo::link_flows::{self, NewLinkFlow};
 use braid_storage::repo::{identities, login_flows, users};
 use braid_storage::{DbConn, StorageError};
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,10 +52,17 @@ pub enum CallbackError {
 }
 
 pub struct CallbackDone {
-    /// The app's redirect URI with `code`, `state` and `iss`.
-    pub redirect: String,
+    pub next: Next,
     /// The linking decision's result and reason, for the request's log line.
     pub result: LoginResult,
+}
+
+/// Where the browser goes from the callback.
+pub enum Next {
+    /// The app's redirect URI with `code`, `state` and `iss`.
+    App(AppRedirect),
+    /// The select page of a manual link; the state goes into the link cookie.
+    ManualLink(LinkState),
 }
 
 /// How a callback ended, logged on the callback request's closing line (one line per request
@@ -144,6 +154,9 @@ pub async fn complete(
         link_only: provider.link_only(),
         policy: state.link_policy.clone(),
         match_by: state.settings.account_linking.match_by.clone(),
+        delivery: state.delivery(),
+        link_ttl: Duration::from_secs(state.settings.account_linking.state_expiration),
+        app_state: flow.app_state.clone(),
         code: NewExchangeCode {
             code_hash: opaque::hash(&code),
             client_id: flow.client_id.clone(),
@@ -162,7 +175,7 @@ pub async fn complete(
     // (SECURITY-CASES I02).
     let job = std::sync::Arc::new(job);
     let first = job.clone();
-    let decision = match state.db.run_write(move |c| resolve(c, &first)).await {
+    let (decision, link) = match state.db.run_write(move |c| resolve(c, &first)).await {
         Err(StorageError::Conflict(_)) => {
             let again = job.clone();
             state.db.run_write(move |c| resolve(c, &again)).await?
@@ -177,23 +190,78 @@ pub async fn complete(
     if let Decision::Refuse { reason } = decision {
         return Err(CallbackError::Refused(reason));
     }
-    let mut target = url::Url::parse(&flow.redirect_uri)
-        .map_err(|_| StorageError::Corrupt("stored redirect_uri".into()))?;
-    {
-        let mut q = target.query_pairs_mut();
-        q.append_pair("code", &code);
-        if let Some(s) = &flow.app_state {
-            q.append_pair("state", s);
-        }
-        q.append_pair("iss", &state.issuer);
+    let result = LoginResult {
+        result: decision.outcome().as_str(),
+        reason: Some(decision.reason().as_str()),
+    };
+    if let Some(link) = link {
+        return Ok(CallbackDone {
+            next: Next::ManualLink(link),
+            result,
+        });
     }
+    let target = AppRedirect::with_code(
+        &flow.redirect_uri,
+        &code,
+        flow.app_state.as_deref(),
+        &state.issuer,
+    )?;
     Ok(CallbackDone {
-        redirect: target.to_string(),
-        result: LoginResult {
-            result: decision.outcome().as_str(),
-            reason: Some(decision.reason().as_str()),
-        },
+        next: Next::App(target),
+        result,
     })
+}
+
+/// The app's registered redirect URI with the result of a sign-in: `code` (or, refused,
+/// `error`), the app's `state`, and `iss` (RFC 9207).
+pub struct AppRedirect(pub String);
+
+impl AppRedirect {
+    pub fn with_code(
+        redirect_uri: &str,
+        code: &str,
+        app_state: Option<&str>,
+        issuer: &str,
+    ) -> Result<Self, StorageError> {
+        Self::build(redirect_uri, &[("code", code)], app_state, issuer)
+    }
+
+    /// RFC 6749 §4.1.2.1 `access_denied`: the person ended the sign-in.
+    pub fn denied(
+        redirect_uri: &str,
+        app_state: Option<&str>,
+        issuer: &str,
+        description: &str,
+    ) -> Result<Self, StorageError> {
+        Self::build(
+            redirect_uri,
+            &[
+                ("error", "access_denied"),
+                ("error_description", description),
+            ],
+            app_state,
+            issuer,
+        )
+    }
+
+    fn build(
+        redirect_uri: &str,
+        pairs: &[(&str, &str)],
+        app_state: Option<&str>,
+        issuer: &str,
+    ) -> Result<Self, StorageError> {
+        let mut target = url::Url::parse(redirect_uri)
+            .map_err(|_| StorageError::Corrupt("stored redirect_uri".into()))?;
+        {
+            let mut q = target.query_pairs_mut();
+            q.extend_pairs(pairs);
+            if let Some(s) = app_state {
+                q.append_pair("state", s);
+            }
+            q.append_pair("iss", issuer);
+        }
+        Ok(Self(target.into()))
+    }
 }
 
 /// The origin of the app's redirect URI: somewhere to start again from.
@@ -208,10 +276,17 @@ struct Resolution {
     link_only: bool,
     policy: linking::LinkPolicy,
     match_by: Vec<MatchBy>,
+    delivery: Delivery,
+    link_ttl: Duration,
+    app_state: Option<String>,
     code: NewExchangeCode,
 }
 
-fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Decision, StorageError> {
+/// The decision, and for a manual link the state of the flow now stored.
+fn resolve(
+    c: &mut DbConn,
+    job: &Resolution,
+) -> Result<(Decision, Option<LinkState>), StorageError> {
     let now = job.code.created_at;
     let identity = &job.identity;
     let linked = identities::find_by_key(c, &identity.provider, &identity.subject)?;
@@ -236,6 +311,7 @@ fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Decision, StorageError> {
         },
         &job.policy,
     );
+    let mut link = None;
     let user = match &decision {
         Decision::LogIn { user, .. } => {
             if let Some(l) = &linked {
@@ -252,9 +328,29 @@ fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Decision, StorageError> {
             let (user, _) = users::create_with_identity(c, &new, identity, now)?;
             Some(user.id)
         }
-        // The manual flow is not offered by this version (policy.manual_available is false),
-        // so `decide` never asks for it; refuse rather than guess.
-        Decision::Manual { .. } | Decision::Refuse { .. } => None,
+        Decision::Manual { candidates, reason } => {
+            let flow = LinkState::new(job.link_ttl, now, back_link(&job.code.redirect_uri))
+                .map_err(|_| StorageError::Unavailable("no random source".into()))?;
+            link_flows::insert(
+                c,
+                &NewLinkFlow {
+                    id_hash: flow.id_hash(),
+                    identity: identity.clone(),
+                    candidates: candidates.clone(),
+                    reason: reason.as_str().to_owned(),
+                    allow_create: linking::may_create_instead(&job.policy, *reason),
+                    client_id: job.code.client_id.clone(),
+                    redirect_uri: job.code.redirect_uri.clone(),
+                    app_state: job.app_state.clone(),
+                    code_challenge: job.code.code_challenge.clone(),
+                    created_at: now,
+                    expires_at: flow.expires_at(),
+                },
+            )?;
+            link = Some(flow);
+            None
+        }
+        Decision::Refuse { .. } => None,
     };
     if let Some(user) = &user {
         exchange_codes::insert(
@@ -279,10 +375,7 @@ fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Decision, StorageError> {
         },
         now,
     )?;
-    Ok(match decision {
-        Decision::Manual { reason, .. } => Decision::Refuse { reason },
-        other => other,
-    })
+    Ok((decision, link))
 }
 
 /// Existing users whose email or phone equals one the provider asserted.
@@ -329,6 +422,7 @@ fn candidates(c: &mut DbConn, job: &Resolution) -> Result<Vec<Candidate>, Storag
                 &user_id,
                 &identity.provider,
             )?,
+            can_prove: Proofs::of(c, &user_id, job.delivery)?.any(),
             user_id,
             verified_match,
             disabled: user.disabled,
@@ -342,7 +436,7 @@ fn candidates(c: &mut DbConn, job: &Resolution) -> Result<Vec<Candidate>, Storag
 /// user already holds that address verified, in which case it proves nothing new and is stored
 /// unverified (one verified owner per address, SECURITY-CASES I10). Unverified claims are not
 /// stored: they would only ever be a lead for someone else's account.
-fn new_user_from(
+pub(crate) fn new_user_from(
     c: &mut DbConn,
     identity: &FederatedIdentity,
 ) -> Result<users::NewUser, StorageError> {

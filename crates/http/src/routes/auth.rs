@@ -2,7 +2,7 @@
 
 use super::is_form;
 use super::token_form::{TokenForm, token_endpoint};
-use crate::flows::callback::{self, CallbackError, FailureContext};
+use crate::flows::callback::{self, CallbackError, FailureContext, Next};
 use crate::flows::connect::{self, ConnectError};
 use crate::flows::exchange;
 use crate::flows::flow_cookie;
@@ -165,10 +165,29 @@ async fn callback(
                 .logins
                 .with_label_values(&[provider_label, "success"])
                 .inc();
-            let mut response = HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, done.redirect))
-                .cookie(clear)
-                .finish();
+            let mut response = match done.next {
+                Next::App(target) => HttpResponse::SeeOther()
+                    .insert_header((header::LOCATION, target.0))
+                    .cookie(clear)
+                    .finish(),
+                Next::ManualLink(link) => match crate::routes::link::start_cookie(&state, &link) {
+                    Some(cookie) => HttpResponse::SeeOther()
+                        .insert_header((header::LOCATION, state.link_paths.select.as_str()))
+                        .cookie(clear)
+                        .cookie(cookie)
+                        .finish(),
+                    None => {
+                        tracing::error!("the link cookie could not be sealed");
+                        state.pages.error(
+                            &req,
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "Sign-in failed",
+                            "Sign-in is unavailable right now. Please try again in a moment.",
+                            ctx.back.as_deref(),
+                        )
+                    }
+                },
+            };
             response.extensions_mut().insert(done.result);
             response
         }

@@ -241,7 +241,7 @@ pub async fn land(r: reqwest::Response) -> Landing {
         .headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| url::Url::parse(v).ok());
+        .and_then(|v| r.url().join(v).ok());
     let body = r.text().await.unwrap_or_default();
     Landing {
         status,

@@ -1,0 +1,322 @@
+//! Handlers of the manual link pages (select, verify): read the link cookie and the form, call
+//! the flow, render its page or redirect. Paths from `account_linking.routes`.
+
+use crate::flows::callback::AppRedirect;
+use crate::flows::link_select::{self, Chosen, SelectError};
+use crate::flows::link_state::{LinkState, link_cookie};
+use crate::flows::link_verify::{self, Verified, VerifyError};
+use crate::params::Params;
+use crate::routes::is_form;
+use crate::state::AppState;
+use actix_web::cookie::{Cookie, SameSite, time};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use braid_core::Timestamp;
+
+pub fn configure(cfg: &mut web::ServiceConfig, select: &str, verify: &str) {
+    cfg.service(
+        web::resource(select.to_owned())
+            .route(web::get().to(select_page))
+            .route(web::post().to(select_post)),
+    )
+    .service(
+        web::resource(verify.to_owned())
+            .route(web::get().to(verify_page))
+            .route(web::post().to(verify_post)),
+    );
+}
+
+/// The link cookie that starts a manual link (set by the callback).
+pub fn start_cookie(state: &AppState, link: &LinkState) -> Option<Cookie<'static>> {
+    let value = link.seal(&state.link_sealer).ok()?;
+    let (name, path) = link_cookie(state.cookie_secure);
+    let ttl = state.settings.account_linking.state_expiration;
+    Some(
+        Cookie::build(name, value)
+            .path(path)
+            .http_only(true)
+            .secure(state.cookie_secure)
+            .same_site(SameSite::Lax)
+            .max_age(time::Duration::seconds(i64::try_from(ttl).unwrap_or(600)))
+            .finish(),
+    )
+}
+
+fn clear_cookie(state: &AppState) -> Cookie<'static> {
+    let (name, path) = link_cookie(state.cookie_secure);
+    let mut c = Cookie::build(name, "")
+        .path(path)
+        .http_only(true)
+        .secure(state.cookie_secure)
+        .finish();
+    c.make_removal();
+    c
+}
+
+/// The browser's link state; an error page when it has none, it is not ours, or it expired.
+fn link_state(req: &HttpRequest, state: &AppState) -> Result<LinkState, Box<HttpResponse>> {
+    let (name, _) = link_cookie(state.cookie_secure);
+    let link = req
+        .cookie(name)
+        .and_then(|c| LinkState::open(&state.link_sealer, c.value()));
+    match link {
+        Some(l) if !l.is_expired(Timestamp::now()) => Ok(l),
+        other => Err(Box::new(ended(req, state, other.as_ref()))),
+    }
+}
+
+/// The expired-or-used page, with the way back to the app when the state knows it.
+fn ended(req: &HttpRequest, state: &AppState, link: Option<&LinkState>) -> HttpResponse {
+    let mut page = state.pages.error(
+        req,
+        StatusCode::BAD_REQUEST,
+        "This sign-in has ended",
+        "This account choice expired or was already completed or cancelled. Nothing was linked. Please sign in again from the app.",
+        link.and_then(|l| l.back.as_deref()),
+    );
+    let _ = page.add_cookie(&clear_cookie(state));
+    page
+}
+
+fn to_app(state: &AppState, target: AppRedirect) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, target.0))
+        .cookie(clear_cookie(state))
+        .finish()
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+fn form(req: &HttpRequest, body: &[u8]) -> Option<Params> {
+    if is_form(req) {
+        Params::parse(body).ok()
+    } else {
+        None
+    }
+}
+
+fn too_many(mut page: HttpResponse, retry_after_secs: u64) -> HttpResponse {
+    if let Ok(v) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
+        page.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    page
+}
+
+async fn select_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let link = match link_state(&req, &state) {
+        Ok(l) => l,
+        Err(page) => return *page,
+    };
+    match link_select::view(&state, &link).await {
+        Ok(view) => state.pages.link_select(&view, None),
+        Err(e) => select_error(&req, &state, &link, e),
+    }
+}
+
+async fn select_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let link = match link_state(&req, &state) {
+        Ok(l) => l,
+        Err(page) => return *page,
+    };
+    let Some(form) = form(&req, &body) else {
+        return state.pages.error(
+            &req,
+            StatusCode::BAD_REQUEST,
+            "Something went wrong",
+            "The form could not be read. Please go back and try again.",
+            None,
+        );
+    };
+    match link_select::choose(&state, &link, &form).await {
+        Ok(Chosen::Verify) => see_other(&state.link_paths.verify),
+        Ok(Chosen::App(target)) => to_app(&state, target),
+        Err(e) => select_error(&req, &state, &link, e),
+    }
+}
+
+fn select_error(
+    req: &HttpRequest,
+    state: &AppState,
+    link: &LinkState,
+    e: SelectError,
+) -> HttpResponse {
+    let back = Some(state.link_paths.select.as_str());
+    let page = |status, title: &str, message: &str, back: Option<&str>| {
+        state.pages.error(req, status, title, message, back)
+    };
+    match e {
+        SelectError::NoFlow => ended(req, state, Some(link)),
+        SelectError::Csrf => page(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "The form did not come from this page. Please go back to the account list and choose again.",
+            back,
+        ),
+        SelectError::UnknownChoice | SelectError::CreateNotAllowed | SelectError::NotLinkable => {
+            page(
+                StatusCode::BAD_REQUEST,
+                "That choice is not available",
+                &format!("{e}. Please choose again from the list."),
+                back,
+            )
+        }
+        SelectError::TooManyCodes { retry_after_secs } => too_many(
+            page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many codes",
+                "Too many codes were sent for this account. Please wait a while and try again.",
+                back,
+            ),
+            retry_after_secs,
+        ),
+        SelectError::Storage(_) | SelectError::Random(_) => {
+            tracing::error!(error = %e, "account choice failed");
+            page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable right now",
+                "Please try again in a moment.",
+                back,
+            )
+        }
+    }
+}
+
+async fn verify_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let link = match link_state(&req, &state) {
+        Ok(l) => l,
+        Err(page) => return *page,
+    };
+    let notice = req
+        .query_string()
+        .contains("resent=1")
+        .then_some("A new code is on its way. Earlier codes no longer work.");
+    match link_verify::view(&state, &link).await {
+        Ok(view) => state.pages.link_verify(
+            StatusCode::OK,
+            &view,
+            &state.link_paths.select,
+            notice,
+            None,
+        ),
+        Err(e) => verify_error(&req, &state, &link, e).await,
+    }
+}
+
+async fn verify_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let link = match link_state(&req, &state) {
+        Ok(l) => l,
+        Err(page) => return *page,
+    };
+    let Some(form) = form(&req, &body) else {
+        return state.pages.error(
+            &req,
+            StatusCode::BAD_REQUEST,
+            "Something went wrong",
+            "The form could not be read. Please go back and try again.",
+            None,
+        );
+    };
+    let peer = req.peer_addr().map(|a| a.ip());
+    match link_verify::submit(&state, &link, &form, peer).await {
+        Ok(Verified::Done(target)) => to_app(&state, target),
+        Ok(Verified::Resent) => see_other(&format!("{}?resent=1", state.link_paths.verify)),
+        Err(e) => verify_error(&req, &state, &link, e).await,
+    }
+}
+
+async fn verify_error(
+    req: &HttpRequest,
+    state: &AppState,
+    link: &LinkState,
+    e: VerifyError,
+) -> HttpResponse {
+    let select = Some(state.link_paths.select.as_str());
+    // Mistakes the person can correct on the same page.
+    let retry = match &e {
+        VerifyError::WrongPassword => Some("That password is not right.".to_owned()),
+        VerifyError::WrongCode { tries_left } => Some(format!(
+            "That code is not right. {tries_left} {} left.",
+            if *tries_left == 1 { "try" } else { "tries" }
+        )),
+        VerifyError::CodeExpired => {
+            Some("That code has expired. Ask for a new one below.".to_owned())
+        }
+        _ => None,
+    };
+    if let Some(problem) = retry
+        && let Ok(view) = link_verify::view(state, link).await
+    {
+        return state.pages.link_verify(
+            StatusCode::BAD_REQUEST,
+            &view,
+            &state.link_paths.select,
+            None,
+            Some(&problem),
+        );
+    }
+    let page = |status, title: &str, message: &str, back: Option<&str>| {
+        state.pages.error(req, status, title, message, back)
+    };
+    match e {
+        VerifyError::NoFlow => ended(req, state, Some(link)),
+        VerifyError::Csrf => page(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "The form did not come from this page. Please go back and try again.",
+            select,
+        ),
+        VerifyError::NotChosen | VerifyError::MethodNotOffered => page(
+            StatusCode::BAD_REQUEST,
+            "Choose your account first",
+            &format!("{e}. Please choose your account from the list."),
+            select,
+        ),
+        VerifyError::Locked => {
+            let mut p = page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in has ended",
+                "Too many wrong codes were entered, so this sign-in has ended and nothing was linked. Please sign in again from the app.",
+                link.back.as_deref(),
+            );
+            let _ = p.add_cookie(&clear_cookie(state));
+            p
+        }
+        VerifyError::Limited { retry_after_secs } => too_many(
+            page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                "There were too many attempts for this account. Please wait a while and try again.",
+                None,
+            ),
+            retry_after_secs,
+        ),
+        VerifyError::NotLinkable | VerifyError::AlreadyLinked => {
+            state.pages.conflict(req, link.back.as_deref())
+        }
+        VerifyError::WrongPassword | VerifyError::WrongCode { .. } | VerifyError::CodeExpired => {
+            // The page to retry on could not be built: the flow ended meanwhile.
+            ended(req, state, Some(link))
+        }
+        VerifyError::Storage(_) | VerifyError::Random(_) => {
+            tracing::error!(error = %e, "account verification failed");
+            page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable right now",
+                "Please try again in a moment.",
+                None,
+            )
+        }
+    }
+}

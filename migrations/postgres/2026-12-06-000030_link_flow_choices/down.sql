@@ -1,0 +1,2 @@
+ALTER TABLE link_flows DROP COLUMN allow_create;
+ALTER TABLE link_flows DROP COLUMN reason;
