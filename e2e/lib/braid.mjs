@@ -106,6 +106,7 @@ export function braidConfig({ port, databaseUrl, providers, clients, resolution 
  * @param {object} o  as braidConfig, plus:
  * @param {string} o.bin            the braid binary
  * @param {string} [o.databaseUrl]  default: BRAID_E2E_DATABASE_URL, else sqlite in the temp dir
+ *   (several instances share one database when given the same URL, a SQLite file included)
  * @returns {Promise<{url: string, port: number, configPath: string, dir: string,
  *   output: () => string, stop: () => Promise<{code: number|null, signal: string|null}>}>}
  */
@@ -184,4 +185,33 @@ export async function startBraid({ bin, port, providers, clients, resolution, da
     : `GET ${ownUrl}/readyz did not answer 200 within ${READY_TIMEOUT_MS} ms (last: ${last})`;
   await stop();
   throw new Error(`${why}\nconfig (${configPath}; kept only with BRAID_E2E_KEEP_TMP=1):\n${text}\n--- braid output ---\n${output || '(none)'}`);
+}
+
+/**
+ * Runs a `braid` command (e.g. `['keys', 'rotate']`) with an instance's config file, as an
+ * operator would, and resolves with its exit and output. Bounded by `timeoutMs`.
+ *
+ * @returns {Promise<{code: number|null, signal: string|null, stdout: string, stderr: string}>}
+ */
+export function runBraid({ bin, configPath, args, timeoutMs = 30_000 }) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, [...args, '--config', configPath], {
+      cwd: path.dirname(configPath),
+      env: { ...process.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c) => (stderr += c.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
 }

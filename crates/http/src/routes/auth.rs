@@ -359,7 +359,10 @@ async fn me(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     match state.keys.keys().await {
         Ok(keys) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+            .insert_header(header::CacheControl(vec![
+                header::CacheDirective::Public,
+                header::CacheDirective::MaxAge(crate::tokens::keyring::JWKS_MAX_AGE_SECS),
+            ]))
             .content_type("application/json")
             .body(keys.jwks_json.clone()),
         Err(e) => {
