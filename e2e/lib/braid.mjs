@@ -2,11 +2,10 @@
 // `braid serve --config FILE`, waits (bounded) for GET /readyz = 200, and stops it with SIGTERM
 // (SIGKILL after 5 s).
 
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { sleep } from './util.mjs';
 
 const READY_TIMEOUT_MS = Number(process.env.BRAID_E2E_READY_TIMEOUT_MS) || 30_000;
@@ -114,6 +113,7 @@ export function braidConfig({ port, databaseUrl, providers, clients, resolution 
  * @param {object} o  as braidConfig, plus:
  * @param {string} o.bin            the braid binary
  * @param {string} [o.databaseUrl]  default: BRAID_E2E_DATABASE_URL, else sqlite in the temp dir
+ *   (several instances share one database when given the same URL, a SQLite file included)
  * @returns {Promise<{url: string, port: number, configPath: string, dir: string,
  *   output: () => string, stop: () => Promise<{code: number|null, signal: string|null}>}>}
  */
@@ -195,17 +195,43 @@ export async function startBraid({ bin, port, providers, clients, resolution, da
 }
 
 /**
- * `braid users import` with the instance's config: writes `users` (objects as in the README's
+ * Runs a `braid` command (e.g. `['keys', 'rotate']`) with an instance's config file, as an
+ * operator would, and resolves with its exit and output. Bounded by `timeoutMs`.
+ *
+ * @returns {Promise<{code: number|null, signal: string|null, stdout: string, stderr: string}>}
+ */
+export function runBraid({ bin, configPath, args, timeoutMs = 30_000 }) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, [...args, '--config', configPath], {
+      cwd: path.dirname(configPath),
+      env: { ...process.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c) => (stderr += c.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * `braid users import` with an instance's config: writes `users` (objects as in the README's
  * "Bring your existing users") as JSON Lines into the instance's temp dir. Throws with braid's
  * output when the import fails.
  */
 export async function importUsers(braid, users) {
   const file = path.join(braid.dir, `users-${Date.now()}.jsonl`);
   writeFileSync(file, users.map((u) => `${JSON.stringify(u)}\n`).join(''), { mode: 0o600 });
-  try {
-    const { stdout } = await promisify(execFile)(braid.bin, ['users', 'import', file, '--config', braid.configPath]);
-    return stdout;
-  } catch (err) {
-    throw new Error(`braid users import failed (exit ${err.code}):\n${err.stdout}${err.stderr}`);
-  }
+  const r = await runBraid({ bin: braid.bin, configPath: braid.configPath, args: ['users', 'import', file] });
+  if (r.code !== 0) throw new Error(`braid users import failed (exit ${r.code}, signal ${r.signal}):\n${r.stdout}${r.stderr}`);
+  return r.stdout;
 }

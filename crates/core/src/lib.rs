@@ -10,6 +10,7 @@ pub mod linking;
 pub mod mask;
 pub mod phone;
 pub mod secret;
+pub mod signing_key;
 pub mod time;
 pub mod user;
 

@@ -39,6 +39,36 @@ impl Timestamp {
         let sub = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Self(self.0.saturating_sub(sub))
     }
+
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), for people and scripts reading command output.
+    pub fn to_rfc3339(self) -> String {
+        let secs = self.as_secs();
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let in_day = secs.rem_euclid(86_400);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            in_day / 3600,
+            in_day % 3600 / 60,
+            in_day % 60,
+            self.0.rem_euclid(1000)
+        )
+    }
+}
+
+/// (year, month, day) of a count of days since 1970-01-01, in the proleptic Gregorian
+/// calendar: Howard Hinnant's `civil_from_days`.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 #[cfg(test)]
@@ -51,6 +81,22 @@ mod tests {
         assert_eq!(t.plus(Duration::from_secs(10)).as_millis(), i64::MAX);
         assert_eq!(Timestamp::from_millis(1_500).as_secs(), 1);
         assert_eq!(Timestamp::from_millis(-1).as_secs(), -1);
+    }
+
+    #[test]
+    fn rfc3339_in_utc() {
+        for (secs, text) in [
+            (0, "1970-01-01T00:00:00.999Z"),
+            (951_782_400, "2000-02-29T00:00:00.999Z"),
+            (1_798_761_599, "2026-12-31T23:59:59.999Z"),
+            (4_107_542_400, "2100-03-01T00:00:00.999Z"),
+        ] {
+            assert_eq!(Timestamp::from_millis(secs * 1000 + 999).to_rfc3339(), text);
+        }
+        assert_eq!(
+            Timestamp::from_millis(-1).to_rfc3339(),
+            "1969-12-31T23:59:59.999Z"
+        );
     }
 
     #[test]

@@ -9,9 +9,8 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use braid_core::Timestamp;
 use braid_storage::StorageError;
-use braid_storage::repo::keys::SigningKeyRecord;
+use braid_storage::repo::keys::NewSigningKey;
 use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +28,7 @@ impl From<KeyError> for StorageError {
 }
 
 /// A new key pair for `alg`, ready to store.
-pub fn generate(alg: SigningAlg) -> Result<SigningKeyRecord, KeyError> {
+pub fn generate(alg: SigningAlg) -> Result<NewSigningKey, KeyError> {
     let rng = SystemRandom::new();
     let (pkcs8, jwk) = match alg {
         SigningAlg::ES256 => {
@@ -68,14 +67,11 @@ pub fn generate(alg: SigningAlg) -> Result<SigningKeyRecord, KeyError> {
         m.insert("alg".into(), alg.as_str().into());
         m.insert("use".into(), "sig".into());
     }
-    Ok(SigningKeyRecord {
+    Ok(NewSigningKey {
         kid,
         alg: alg.as_str().into(),
         private_key: pkcs8,
         public_jwk: public.to_string(),
-        active: true,
-        created_at: Timestamp::now(),
-        retired_at: None,
     })
 }
 

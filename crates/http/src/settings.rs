@@ -2,6 +2,7 @@
 //! problems an operator can fix; loading the layers (file, environment) is the server's job.
 
 use crate::limiter::LimitSettings;
+pub use crate::tokens::keyring::KeySettings;
 use braid_core::Secret;
 pub use braid_core::linking::{ConflictAction, MatchBy, OnAmbiguity, Resolution};
 use braid_providers::ProviderSettings;
@@ -20,6 +21,7 @@ pub struct Settings {
     pub account_linking: AccountLinkingSettings,
     pub clients: BTreeMap<String, ClientSettings>,
     pub tokens: TokenSettings,
+    pub keys: KeySettings,
     pub sessions: SessionSettings,
     pub smtp: SmtpSettings,
     pub sms: SmsSettings,
@@ -316,6 +318,7 @@ impl Settings {
         }
         out.extend(self.client_problems());
         out.extend(self.token_problems());
+        out.extend(self.keys.problems());
         out.extend(self.linking_problems());
         out.extend(self.session_problems());
         out.extend(self.delivery_problems());

@@ -57,8 +57,23 @@ pub enum StartupError {
 }
 
 pub struct Application {
+    db: CloseOnDrop,
     port: u16,
     server: Server,
+}
+
+/// How long a stopping server waits for database work still running (a background purge)
+/// before it closes the connections anyway.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// Closes the database when the application is dropped, whether it ran or not, so its
+/// connections close here and not on whichever worker thread lets go of the state last.
+struct CloseOnDrop(Database);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close(Duration::ZERO);
+    }
 }
 
 impl Application {
@@ -77,6 +92,7 @@ impl Application {
         crate::housekeeping::spawn(state.db.clone());
         crate::outbox::worker::Worker::new(state.db.clone(), state.outbox.clone(), &state.metrics)
             .spawn();
+        let db = CloseOnDrop(state.db.clone());
         let provider_ids: Vec<String> = state.providers.ids().map(ToString::to_string).collect();
         let link_paths = state.link_paths.clone();
         let state = web::Data::new(state);
@@ -106,6 +122,7 @@ impl Application {
             server = server.workers(workers);
         }
         Ok(Self {
+            db,
             port,
             server: server.run(),
         })
@@ -115,9 +132,14 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    /// Serves until SIGINT/SIGTERM, then drains in-flight requests and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let db = self.db.0.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || db.close(CLOSE_WAIT)).await {
+            tracing::warn!(error = %e, "closing the database failed");
+        }
+        served
     }
 }
 
@@ -145,9 +167,9 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
             return Err(StartupError::NotMigrated);
         }
         let mut conn = db.conn()?;
-        let key = key_repo::ensure_active(&mut conn, || Ok(keys::generate(alg)?))?;
+        let key = key_repo::ensure_signing_key(&mut conn, braid_core::Timestamp::now(), || Ok(keys::generate(alg)?))?;
         if key.alg != alg.as_str() {
-            tracing::warn!(active = %key.alg, configured = alg.as_str(), "tokens.signing_alg differs from the active key; run `braid keys rotate` to switch");
+            tracing::warn!(signing = %key.alg, configured = alg.as_str(), "tokens.signing_alg differs from the signing key; run `braid keys rotate` to switch");
         }
         let session_key = key_repo::secret_get_or_create(&mut conn, "session_key", || Ok(keys::generate_session_key()?))?;
         Ok((db, session_key, key.kid))
@@ -161,8 +183,7 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
         ms = started.elapsed().as_millis(),
         "database and keys ready"
     );
-    let access_ttl = Duration::from_secs(settings.tokens.access_token_ttl + 60);
-    let keys = KeyRing::load(db.clone(), access_ttl).await?;
+    let keys = KeyRing::load(db.clone(), &settings.keys).await?;
     tracing::debug!(kid = %kid, "signing key ready");
     let providers = provider_registry(&settings)?;
     tracing::debug!(ms = started.elapsed().as_millis(), "providers ready");

@@ -52,6 +52,20 @@ fn create_user(env: &Env, email: &str, phone: Option<&str>) -> String {
         .to_string()
 }
 
+/// Two accounts the next sign-in matches: one by its email, the other by its phone.
+fn two_matching_accounts(env: &Env) {
+    create_user(env, "alice@example.com", None);
+    create_user(env, "other@example.com", Some("+12025550100"));
+    env.idp.set_account(braid_providers::testing::FakeAccount {
+        sub: "sub-1".into(),
+        email: Some("alice@example.com".into()),
+        email_verified: Some(Value::Bool(true)),
+        phone_number: Some("+12025550100".into()),
+        phone_number_verified: Some(Value::Bool(true)),
+        ..Default::default()
+    });
+}
+
 fn give_password(env: &Env, user: &str, password: &str) {
     let mut c = env.app.db.db.conn().unwrap();
     let user = braid_core::UserId::parse(user).unwrap();
@@ -600,16 +614,7 @@ async fn an_ambiguous_match_offers_no_new_account_when_conflicts_are_errors() {
             .trust_phone = Some(true);
     })
     .await;
-    create_user(&env, "alice@example.com", None);
-    create_user(&env, "other@example.com", Some("+12025550100"));
-    env.idp.set_account(braid_providers::testing::FakeAccount {
-        sub: "sub-1".into(),
-        email: Some("alice@example.com".into()),
-        email_verified: Some(Value::Bool(true)),
-        phone_number: Some("+12025550100".into()),
-        phone_number_verified: Some(Value::Bool(true)),
-        ..Default::default()
-    });
+    two_matching_accounts(&env);
     let landing = env.login().await;
     assert_eq!(landing.location.as_ref().unwrap().path(), SELECT);
     let page = env.get_page(SELECT).await.body;
@@ -652,16 +657,7 @@ async fn a_back_button_pick_of_another_account_ends_the_first_accounts_code() {
             .trust_phone = Some(true);
     })
     .await;
-    create_user(&env, "alice@example.com", None);
-    create_user(&env, "other@example.com", Some("+12025550100"));
-    env.idp.set_account(braid_providers::testing::FakeAccount {
-        sub: "sub-1".into(),
-        email: Some("alice@example.com".into()),
-        email_verified: Some(Value::Bool(true)),
-        phone_number: Some("+12025550100".into()),
-        phone_number_verified: Some(Value::Bool(true)),
-        ..Default::default()
-    });
+    two_matching_accounts(&env);
     env.login().await;
     let select = env.get_page(SELECT).await.body;
     for choice in ["0", "1"] {

@@ -2,12 +2,11 @@
 
 use braid_core::Timestamp;
 use braid_http::keys;
-use braid_http::settings::SigningAlg;
+use braid_http::settings::{KeySettings, SigningAlg};
 use braid_http::tokens::access::{self, AccessClaims, AccessTokenError};
 use braid_http::tokens::keyring::KeyRing;
 use braid_storage::repo::keys as key_repo;
 use braid_storage::test_support::TestDb;
-use std::time::Duration;
 
 fn claims(aud: &str) -> AccessClaims {
     let now = Timestamp::now().as_secs();
@@ -29,16 +28,18 @@ async fn every_signing_algorithm_signs_and_verifies_with_its_published_key() {
     for alg in [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256] {
         let t = TestDb::new().unwrap();
         let mut c = t.db.conn().unwrap();
-        key_repo::ensure_active(&mut c, || Ok(keys::generate(alg)?)).unwrap();
+        key_repo::ensure_signing_key(&mut c, Timestamp::now(), || Ok(keys::generate(alg)?))
+            .unwrap();
         drop(c);
-        let ring = KeyRing::load(t.db.clone(), Duration::from_secs(900))
+        let ring = KeyRing::load(t.db.clone(), &KeySettings::default())
             .await
             .unwrap();
         let k = ring.keys().await.unwrap();
         let token = access::sign(&k, &claims("app")).unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-        assert_eq!(header.kid.as_deref(), Some(k.active.kid.as_str()));
+        let signer = k.signer(Timestamp::now()).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(signer.kid.as_str()));
         let verified = access::verify(&k, &token, "https://auth.example", &["app"]).unwrap();
         assert_eq!(verified, claims("app"), "{alg:?}");
         let jwks: serde_json::Value = serde_json::from_str(&k.jwks_json).unwrap();
@@ -50,9 +51,12 @@ async fn every_signing_algorithm_signs_and_verifies_with_its_published_key() {
 async fn f12_f14_f19_foreign_or_mistyped_tokens_are_rejected() {
     let t = TestDb::new().unwrap();
     let mut c = t.db.conn().unwrap();
-    key_repo::ensure_active(&mut c, || Ok(keys::generate(SigningAlg::ES256)?)).unwrap();
+    key_repo::ensure_signing_key(&mut c, Timestamp::now(), || {
+        Ok(keys::generate(SigningAlg::ES256)?)
+    })
+    .unwrap();
     drop(c);
-    let ring = KeyRing::load(t.db.clone(), Duration::from_secs(900))
+    let ring = KeyRing::load(t.db.clone(), &KeySettings::default())
         .await
         .unwrap();
     let k = ring.keys().await.unwrap();
@@ -76,7 +80,7 @@ async fn f12_f14_f19_foreign_or_mistyped_tokens_are_rejected() {
         "{}.{}.",
         b64(&format!(
             r#"{{"alg":"none","typ":"at+jwt","kid":"{}"}}"#,
-            k.active.kid
+            k.signer(Timestamp::now()).unwrap().kid
         )),
         payload
     );
@@ -85,7 +89,7 @@ async fn f12_f14_f19_foreign_or_mistyped_tokens_are_rejected() {
     // HS256 "signed" with the public key as secret (key confusion).
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     h.typ = Some("at+jwt".into());
-    h.kid = Some(k.active.kid.clone());
+    h.kid = Some(k.signer(Timestamp::now()).unwrap().kid.clone());
     let forged = jsonwebtoken::encode(
         &h,
         &claims("app"),

@@ -260,6 +260,27 @@ mod tests {
     }
 
     #[test]
+    fn a_publish_delay_shorter_than_instances_and_apps_keep_the_keys_is_refused() {
+        let problems = load(
+            None,
+            env(&[
+                ("BRAID_KEYS__RELOAD_INTERVAL", "30"),
+                ("BRAID_KEYS__PUBLISH_DELAY", "89"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with(
+                "keys.publish_delay: must be at least keys.reload_interval + 60 s (how long apps may cache the JWKS) = 90 s"
+            ),
+            "{problems:?}"
+        );
+        let s = load(None, env(&[("BRAID_KEYS__PUBLISH_DELAY", "120")])).unwrap();
+        assert_eq!(s.keys.publish_delay, 120);
+    }
+
+    #[test]
     fn a_missing_config_file_is_an_error() {
         let problems = load(Some(Path::new("/nonexistent/braid.toml")), env(&[])).unwrap_err();
         assert!(problems[0].starts_with("--config:"));

@@ -4,11 +4,14 @@ mod config;
 mod import;
 mod telemetry;
 
+use braid_core::Timestamp;
 use braid_http::{Application, Settings};
-use braid_storage::Database;
+use braid_storage::repo::keys;
+use braid_storage::{Database, StorageError};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -69,8 +72,11 @@ enum UsersAction {
 
 #[derive(Subcommand)]
 enum KeysAction {
-    /// Make a new signing key active; the old one stays published until its tokens expire.
+    /// Add a new signing key: published at once, signing after keys.publish_delay; the key it
+    /// replaces stays published until the tokens it signed have expired.
     Rotate,
+    /// List the signing keys: kid, algorithm, state and the times of their changes.
+    List,
 }
 
 fn main() -> ExitCode {
@@ -94,6 +100,9 @@ fn main() -> ExitCode {
         Command::Keys {
             action: KeysAction::Rotate,
         } => run_blocking(|| rotate_keys(&settings)),
+        Command::Keys {
+            action: KeysAction::List,
+        } => run_blocking(|| list_keys(&settings)),
         Command::Healthcheck => run_blocking(|| healthcheck(&settings)),
         Command::Users {
             action: UsersAction::Import { file, skip_invalid },
@@ -170,22 +179,90 @@ fn run_blocking(f: impl FnOnce() -> Result<(), String>) -> ExitCode {
     }
 }
 
+/// How long a command waits for its database connection to close before it exits.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs `work` on the configured database and closes it before returning, so no connection
+/// is still closing when `main` returns (a TLS connection to PostgreSQL closing during exit
+/// can crash in OpenSSL's exit-time cleanup).
+fn with_database<T>(
+    settings: &Settings,
+    work: impl FnOnce(&Database) -> Result<T, String>,
+) -> Result<T, String> {
+    let db = Database::connect(&settings.database).map_err(|e| e.to_string())?;
+    let result = work(&db);
+    db.close(CLOSE_WAIT);
+    result
+}
+
 #[allow(clippy::print_stdout)]
 fn migrate(settings: &Settings) -> Result<(), String> {
-    let db = Database::connect(&settings.database).map_err(|e| e.to_string())?;
-    let applied = db.migrate().map_err(|e| e.to_string())?;
-    println!("{applied} migration(s) applied to {}", db.display_url());
-    Ok(())
+    with_database(settings, |db| {
+        let applied = db.migrate().map_err(|e| e.to_string())?;
+        println!("{applied} migration(s) applied to {}", db.display_url());
+        Ok(())
+    })
 }
 
 #[allow(clippy::print_stdout)]
 fn rotate_keys(settings: &Settings) -> Result<(), String> {
-    let db = Database::connect(&settings.database).map_err(|e| e.to_string())?;
     let key = braid_http::keys::generate(settings.tokens.signing_alg).map_err(|e| e.to_string())?;
-    let mut conn = db.conn().map_err(|e| e.to_string())?;
-    braid_storage::repo::keys::rotate(&mut conn, &key, braid_core::Timestamp::now())
-        .map_err(|e| e.to_string())?;
-    println!("new signing key {} ({}) is active", key.kid, key.alg);
+    let times = settings.keys.rotation_times(&settings.tokens);
+    let now = Timestamp::now();
+    let new = with_database(settings, |db| {
+        let mut conn = db.conn().map_err(|e| e.to_string())?;
+        keys::rotate(&mut conn, &key, now, times).map_err(|e| match e {
+            StorageError::Conflict(_) => {
+                "another rotation ran at the same time and won; see `braid keys list`".to_owned()
+            }
+            other => other.to_string(),
+        })
+    })?;
+    let activate_at = new.schedule.activate_at;
+    if activate_at <= now {
+        // The database had no key: nothing else signs, so nothing needs to learn of it first.
+        println!("new signing key {} ({}) signs now", new.kid, new.alg);
+        return Ok(());
+    }
+    let wait = Duration::from_millis(
+        u64::try_from(activate_at.as_millis() - now.as_millis()).unwrap_or(0),
+    );
+    println!(
+        "new signing key {} ({}) is published now and signs from {} (in {} s); \
+         the key it replaces stays published until its tokens expire (see `braid keys list`)",
+        new.kid,
+        new.alg,
+        activate_at.to_rfc3339(),
+        wait.as_secs()
+    );
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn list_keys(settings: &Settings) -> Result<(), String> {
+    let all = with_database(settings, |db| {
+        let mut conn = db.conn().map_err(|e| e.to_string())?;
+        keys::all(&mut conn).map_err(|e| e.to_string())
+    })?;
+    let now = Timestamp::now();
+    let time = |t: Option<Timestamp>| t.map_or_else(|| "-".to_owned(), Timestamp::to_rfc3339);
+    println!(
+        "{:<43}  {:<5}  {:<8}  {:<24}  {:<24}  {:<24}  PUBLISHED UNTIL",
+        "KID", "ALG", "STATE", "PUBLISHED", "SIGNS FROM", "SIGNS UNTIL"
+    );
+    for key in &all {
+        let s = &key.schedule;
+        println!(
+            "{:<43}  {:<5}  {:<8}  {:<24}  {:<24}  {:<24}  {}",
+            key.kid,
+            key.alg,
+            s.state(now).as_str(),
+            s.created_at.to_rfc3339(),
+            s.activate_at.to_rfc3339(),
+            time(s.retire_at),
+            time(s.expire_at)
+        );
+    }
     Ok(())
 }
 
@@ -194,13 +271,14 @@ fn rotate_keys(settings: &Settings) -> Result<(), String> {
 #[allow(clippy::print_stdout)]
 fn import_users(settings: &Settings, file: &std::path::Path, skip_invalid: bool) -> ExitCode {
     let run = || -> Result<import::Summary, String> {
-        let db = Database::connect(&settings.database).map_err(|e| e.to_string())?;
-        if settings.server.migrate_on_start {
-            db.migrate().map_err(|e| e.to_string())?;
-        } else if db.has_pending_migrations().map_err(|e| e.to_string())? {
-            return Err("the database is not migrated; run `braid migrate` first".into());
-        }
-        import::run(&db, file, skip_invalid, &mut std::io::stderr())
+        with_database(settings, |db| {
+            if settings.server.migrate_on_start {
+                db.migrate().map_err(|e| e.to_string())?;
+            } else if db.has_pending_migrations().map_err(|e| e.to_string())? {
+                return Err("the database is not migrated; run `braid migrate` first".into());
+            }
+            import::run(db, file, skip_invalid, &mut std::io::stderr())
+        })
     };
     match run() {
         Ok(summary) => {
@@ -221,7 +299,6 @@ fn import_users(settings: &Settings, file: &std::path::Path, skip_invalid: bool)
 /// A plain HTTP/1.0 GET on loopback: the runtime image has no curl, and this needs no TLS.
 fn healthcheck(settings: &Settings) -> Result<(), String> {
     use std::io::{Read, Write};
-    use std::time::Duration;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], settings.server.port));
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .map_err(|e| format!("{addr}: {e}"))?;

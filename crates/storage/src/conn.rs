@@ -1,11 +1,11 @@
-//! One connection type over both backends, and the pool manager that opens the right one.
+//! One connection type over both backends, and the manager that opens the right one.
 
 use crate::url::DatabaseTarget;
 use diesel::Connection;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
-use diesel::r2d2::{CustomizeConnection, ManageConnection, R2D2Connection};
 use diesel::sqlite::SqliteConnection;
+use std::time::Duration;
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConn {
@@ -18,41 +18,49 @@ pub enum DbConn {
 #[derive(Debug, Clone)]
 pub struct ConnectionManager {
     target: DatabaseTarget,
+    /// The PostgreSQL URL as given to libpq: with a `connect_timeout` unless it has one, so
+    /// an unreachable server fails within the configured time instead of TCP's minutes.
+    pg_url: Option<String>,
 }
 
 impl ConnectionManager {
-    pub fn new(target: DatabaseTarget) -> Self {
-        Self { target }
+    pub fn new(target: DatabaseTarget, connect_timeout: Duration) -> Self {
+        let pg_url = match &target {
+            DatabaseTarget::Postgres(url) => Some(with_connect_timeout(url, connect_timeout)),
+            DatabaseTarget::Sqlite(_) => None,
+        };
+        Self { target, pg_url }
+    }
+
+    pub fn target(&self) -> &DatabaseTarget {
+        &self.target
+    }
+
+    pub fn connect(&self) -> Result<DbConn, diesel::ConnectionError> {
+        match &self.target {
+            DatabaseTarget::Postgres(url) => Ok(DbConn::Postgres(PgConnection::establish(
+                self.pg_url.as_deref().unwrap_or(url),
+            )?)),
+            DatabaseTarget::Sqlite(path) => {
+                let path = path.to_str().ok_or_else(|| {
+                    diesel::ConnectionError::InvalidConnectionUrl(
+                        "database path is not UTF-8".into(),
+                    )
+                })?;
+                Ok(DbConn::Sqlite(SqliteConnection::establish(path)?))
+            }
+        }
     }
 }
 
-impl ManageConnection for ConnectionManager {
-    type Connection = DbConn;
-    type Error = diesel::r2d2::Error;
-
-    fn connect(&self) -> Result<DbConn, Self::Error> {
-        let conn = match &self.target {
-            DatabaseTarget::Sqlite(path) => {
-                let path = path.to_str().ok_or_else(|| {
-                    diesel::r2d2::Error::ConnectionError(
-                        diesel::ConnectionError::InvalidConnectionUrl(
-                            "database path is not UTF-8".into(),
-                        ),
-                    )
-                })?;
-                DbConn::Sqlite(SqliteConnection::establish(path)?)
-            }
-            DatabaseTarget::Postgres(url) => DbConn::Postgres(PgConnection::establish(url)?),
-        };
-        Ok(conn)
-    }
-
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
-        conn.ping().map_err(diesel::r2d2::Error::QueryError)
-    }
-
-    fn has_broken(&self, conn: &mut DbConn) -> bool {
-        std::thread::panicking() || conn.is_broken()
+fn with_connect_timeout(raw: &str, timeout: Duration) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) if !url.query_pairs().any(|(k, _)| k == "connect_timeout") => {
+            url.query_pairs_mut()
+                .append_pair("connect_timeout", &timeout.as_secs().max(1).to_string());
+            url.to_string()
+        }
+        _ => raw.to_owned(),
     }
 }
 
@@ -62,14 +70,13 @@ pub(crate) struct SqlitePragmas {
     pub busy_timeout_ms: u64,
 }
 
-impl CustomizeConnection<DbConn, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+impl SqlitePragmas {
+    pub fn apply(&self, conn: &mut DbConn) -> Result<(), diesel::result::Error> {
         if let DbConn::Sqlite(c) = conn {
             c.batch_execute(&format!(
                 "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
                 self.busy_timeout_ms
-            ))
-            .map_err(diesel::r2d2::Error::QueryError)?;
+            ))?;
         }
         Ok(())
     }

@@ -2,11 +2,11 @@
 
 use crate::StorageError;
 use crate::conn::{ConnectionManager, DbConn, SqlitePragmas, write_transaction};
+use crate::pool::Pool;
+pub use crate::pool::PooledConn;
 use crate::url::{Backend, DatabaseTarget};
 use diesel::RunQueryDsl;
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::CustomizeConnection;
-use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -59,12 +59,13 @@ impl DatabaseSettings {
     }
 }
 
-pub type PooledConn = PooledConnection<ConnectionManager>;
-
 #[derive(Clone)]
 pub struct Database {
-    pool: Pool<ConnectionManager>,
+    pool: Pool,
     target: DatabaseTarget,
+    /// The runtime this database was opened on, if any: PostgreSQL work runs on its blocking
+    /// threads, which it joins when it shuts down, whichever runtime (an actix worker's) asks.
+    runtime: Option<tokio::runtime::Handle>,
     latest_migration: String,
     /// SQLite only: the one connection write transactions use. SQLite has one writer at a time
     /// anyway; keeping it on one connection keeps that connection's page cache warm (a pooled
@@ -94,35 +95,28 @@ impl Database {
                 StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        let manager = ConnectionManager::new(target.clone());
-        // One direct connection first: r2d2 would only report a timeout.
+        let timeout = Duration::from_secs(settings.connect_timeout_secs.max(1));
+        let manager = ConnectionManager::new(target.clone(), timeout);
+        // One connection at once, so a bad URL or a server that is down fails here, with the
+        // backend's own message.
         let mut first = manager
             .connect()
             .map_err(|e| StorageError::Unavailable(format!("{}: {e}", target.display())))?;
         let pragmas = SqlitePragmas {
             busy_timeout_ms: settings.sqlite_busy_timeout_ms,
         };
-        let writer = if let DbConn::Sqlite(c) = &mut first {
+        let (writer, first_idle) = if let DbConn::Sqlite(c) = &mut first {
             // Persistent at database level: readers no longer block the writer.
             c.batch_execute("PRAGMA journal_mode = WAL;")?;
             pragmas
-                .on_acquire(&mut first)
+                .apply(&mut first)
                 .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-            Some(Arc::new(Mutex::new(first)))
+            (Some(Arc::new(Mutex::new(first))), None)
         } else {
-            None
+            (None, Some(first))
         };
-        let timeout = Duration::from_secs(settings.connect_timeout_secs.max(1));
-        let pool = Pool::builder()
-            .max_size(settings.max_connections.max(1))
-            .min_idle(Some(1))
-            // No `SELECT 1` on every checkout: a broken connection shows itself on use and is
-            // then dropped by `has_broken`.
-            .test_on_check_out(false)
-            .connection_timeout(timeout)
-            .connection_customizer(Box::new(pragmas))
-            .build(manager)
-            .map_err(|e| StorageError::Unavailable(format!("{}: {e}", target.display())))?;
+        let max = usize::try_from(settings.max_connections).unwrap_or(usize::MAX);
+        let pool = Pool::new(manager, pragmas, max, timeout, first_idle);
         let latest_migration = match target.backend() {
             Backend::Sqlite => latest_version(&SQLITE_MIGRATIONS),
             Backend::Postgres => latest_version(&POSTGRES_MIGRATIONS),
@@ -130,6 +124,7 @@ impl Database {
         Ok(Self {
             pool,
             target,
+            runtime: tokio::runtime::Handle::try_current().ok(),
             latest_migration,
             writer,
             pragmas,
@@ -146,7 +141,22 @@ impl Database {
     }
 
     pub fn conn(&self) -> Result<PooledConn, StorageError> {
-        Ok(self.pool.get()?)
+        self.pool.get()
+    }
+
+    /// Closes the database for every holder of this handle and its clones: new work fails,
+    /// idle connections close on this thread, and connections in use close as their work
+    /// ends, waited for up to `wait`. Returns how many were still in use then (0: all closed).
+    ///
+    /// Call it before the process exits (after the server has stopped, at the end of a
+    /// command): a PostgreSQL connection over TLS still closing while `main` returns can crash
+    /// in OpenSSL's exit-time cleanup.
+    pub fn close(&self, wait: Duration) -> usize {
+        let still_open = self.pool.close(wait);
+        if still_open > 0 {
+            tracing::warn!(still_open, "database connections still in use at close");
+        }
+        still_open
     }
 
     /// Runs database work outside a transaction (reads) and returns its result. Writes go
@@ -176,11 +186,14 @@ impl Database {
         T: Send + 'static,
     {
         let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
+        let work = move || {
             let mut conn = pool.get()?;
             f(&mut conn)
-        })
-        .await
+        };
+        match &self.runtime {
+            Some(runtime) => runtime.spawn_blocking(work).await,
+            None => tokio::task::spawn_blocking(work).await,
+        }
         .map_err(|e| StorageError::Unavailable(format!("database task failed: {e}")))?
     }
 
@@ -202,11 +215,11 @@ impl Database {
                 // (its open transaction is rolled back when the old connection closes).
                 Err(poisoned) => {
                     let mut conn = poisoned.into_inner();
-                    let mut fresh = ConnectionManager::new(self.target.clone())
+                    let mut fresh = ConnectionManager::new(self.target.clone(), Duration::ZERO)
                         .connect()
                         .map_err(|e| StorageError::Unavailable(e.to_string()))?;
                     self.pragmas
-                        .on_acquire(&mut fresh)
+                        .apply(&mut fresh)
                         .map_err(|e| StorageError::Unavailable(e.to_string()))?;
                     *conn = fresh;
                     writer.clear_poison();
@@ -251,6 +264,18 @@ impl Database {
             };
             Ok(applied)
         })
+    }
+
+    /// Reverts the newest applied migration; returns its version. For tests of a migration.
+    pub(crate) fn revert_last_migration(&self) -> Result<String, StorageError> {
+        let mut conn = self.conn()?;
+        let reverted = match &mut *conn {
+            DbConn::Postgres(pg) => pg.revert_last_migration(POSTGRES_MIGRATIONS),
+            DbConn::Sqlite(lite) => lite.revert_last_migration(SQLITE_MIGRATIONS),
+        };
+        reverted
+            .map(|v| v.to_string())
+            .map_err(|e| StorageError::Migration(e.to_string()))
     }
 
     pub fn has_pending_migrations(&self) -> Result<bool, StorageError> {

@@ -35,12 +35,6 @@ impl From<diesel::result::Error> for StorageError {
     }
 }
 
-impl From<diesel::r2d2::PoolError> for StorageError {
-    fn from(e: diesel::r2d2::PoolError) -> Self {
-        Self::Unavailable(e.to_string())
-    }
-}
-
 impl From<braid_core::DomainError> for StorageError {
     fn from(e: braid_core::DomainError) -> Self {
         Self::Corrupt(e.to_string())

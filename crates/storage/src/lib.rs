@@ -4,6 +4,7 @@
 mod conn;
 mod db;
 mod error;
+mod pool;
 mod prepared;
 pub mod repo;
 mod schema;

@@ -147,9 +147,11 @@ diesel::table! {
         alg -> Text,
         private_key -> Binary,
         public_jwk -> Text,
-        status -> Text,
+        generation -> BigInt,
         created_at -> BigInt,
-        retired_at -> Nullable<BigInt>,
+        activate_at -> BigInt,
+        retire_at -> Nullable<BigInt>,
+        expire_at -> Nullable<BigInt>,
     }
 }
 

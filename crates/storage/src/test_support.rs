@@ -74,6 +74,14 @@ impl TestDb {
 }
 
 impl TestDb {
+    /// Reverts the newest migration, for tests that check how it treats existing rows;
+    /// returns its version. `db.migrate()` applies it again.
+    pub fn revert_last_migration(&self) -> String {
+        self.db
+            .revert_last_migration()
+            .unwrap_or_else(|e| panic!("reverting the last migration: {e}"))
+    }
+
     /// Runs a statement directly, for tests that simulate time passing or a crash.
     pub fn execute(&self, sql: &str) -> usize {
         let mut conn = self
@@ -122,6 +130,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        // Closed here, on the test's thread, rather than by whichever thread drops the last
+        // clone, possibly while the test binary exits.
+        self.db.close(std::time::Duration::from_secs(5));
         match &self.cleanup {
             Cleanup::SqliteDir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);

@@ -257,16 +257,39 @@ fn expired_or_unknown_code_is_not_consumed() {
     );
 }
 
-fn key(kid: &str) -> keys::SigningKeyRecord {
-    keys::SigningKeyRecord {
+fn key(kid: &str) -> keys::NewSigningKey {
+    keys::NewSigningKey {
         kid: kid.into(),
         alg: "ES256".into(),
         private_key: kid.as_bytes().to_vec(),
         public_jwk: format!("{{\"kid\":\"{kid}\"}}"),
-        active: true,
-        created_at: Timestamp::now(),
-        retired_at: None,
     }
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A ten-minute publish delay; the replaced key stays published sixteen minutes more.
+const TIMES: keys::RotationTimes = keys::RotationTimes {
+    publish_delay: Duration::from_secs(600),
+    token_lifetime: Duration::from_secs(960),
+};
+
+fn states(c: &mut braid_storage::DbConn, now: Timestamp) -> Vec<(String, &'static str)> {
+    keys::all(c)
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.kid, k.schedule.state(now).as_str()))
+        .collect()
+}
+
+fn kids(records: Vec<keys::SigningKeyRecord>) -> Vec<String> {
+    records.into_iter().map(|k| k.kid).collect()
+}
+
+fn signing(c: &mut braid_storage::DbConn, now: Timestamp) -> String {
+    keys::ensure_signing_key(c, now, || panic!("a key exists"))
+        .unwrap()
+        .kid
 }
 
 #[test]
@@ -274,6 +297,7 @@ fn concurrent_first_starts_agree_on_one_signing_key_and_secret() {
     let t = TestDb::new().unwrap();
     const STARTS: usize = 6;
     let barrier = Arc::new(Barrier::new(STARTS));
+    let now = Timestamp::now();
     let handles: Vec<_> = (0..STARTS)
         .map(|i| {
             let db = t.db.clone();
@@ -281,7 +305,8 @@ fn concurrent_first_starts_agree_on_one_signing_key_and_secret() {
             std::thread::spawn(move || {
                 let mut c = db.conn().unwrap();
                 barrier.wait();
-                let k = keys::ensure_active(&mut c, || Ok(key(&format!("kid-{i}")))).unwrap();
+                let k =
+                    keys::ensure_signing_key(&mut c, now, || Ok(key(&format!("kid-{i}")))).unwrap();
                 let s = keys::secret_get_or_create(&mut c, "session_key", || Ok(vec![i as u8; 64]))
                     .unwrap();
                 (k.kid, s)
@@ -295,25 +320,148 @@ fn concurrent_first_starts_agree_on_one_signing_key_and_secret() {
 }
 
 #[test]
-fn rotation_retires_the_old_key_and_keeps_publishing_it() {
+fn the_key_lifecycle_follows_from_the_rows_and_the_clock() {
     let t = TestDb::new().unwrap();
     let mut c = t.db.conn().unwrap();
-    keys::ensure_active(&mut c, || Ok(key("old"))).unwrap();
-    let before = Timestamp::now().minus(Duration::from_secs(1));
-    keys::rotate(&mut c, &key("new"), Timestamp::now()).unwrap();
-    assert_eq!(keys::active(&mut c).unwrap().unwrap().kid, "new");
-    let published: Vec<_> = keys::published(&mut c, before)
+    let t0 = Timestamp::now();
+    keys::ensure_signing_key(&mut c, t0, || Ok(key("old"))).unwrap();
+    assert_eq!(states(&mut c, t0), [("old".into(), "active")]);
+
+    let t1 = t0.plus(MINUTE);
+    let new = keys::rotate(&mut c, &key("new"), t1, TIMES).unwrap();
+    assert_eq!(new.schedule.activate_at, t1.plus(TIMES.publish_delay));
+    let switch = new.schedule.activate_at;
+    let gone = switch.plus(TIMES.token_lifetime);
+
+    for (at, old, new) in [
+        (t1, "active", "next"),
+        (switch.minus(Duration::from_millis(1)), "active", "next"),
+        (switch, "retiring", "active"),
+        (gone.minus(Duration::from_millis(1)), "retiring", "active"),
+        (gone, "expired", "active"),
+    ] {
+        assert_eq!(
+            states(&mut c, at),
+            [("old".into(), old), ("new".into(), new)],
+            "at {}",
+            at.to_rfc3339()
+        );
+    }
+    // Whoever reads the rows sees the same thing at the same moment: published are the next,
+    // active and retiring keys, newest first; expired ones are not.
+    assert_eq!(kids(keys::published(&mut c, t1).unwrap()), ["new", "old"]);
+    assert_eq!(
+        kids(keys::published(&mut c, switch).unwrap()),
+        ["new", "old"]
+    );
+    assert_eq!(kids(keys::published(&mut c, gone).unwrap()), ["new"]);
+}
+
+#[test]
+fn rotate_does_not_change_the_signing_key_before_the_publish_delay() {
+    let t = TestDb::new().unwrap();
+    let mut c = t.db.conn().unwrap();
+    let t0 = Timestamp::now();
+    keys::ensure_signing_key(&mut c, t0, || Ok(key("old"))).unwrap();
+    let new = keys::rotate(&mut c, &key("new"), t0, TIMES).unwrap();
+    let switch = new.schedule.activate_at;
+    assert_eq!(signing(&mut c, t0), "old");
+    assert_eq!(
+        signing(&mut c, switch.minus(Duration::from_millis(1))),
+        "old"
+    );
+    assert_eq!(signing(&mut c, switch), "new");
+}
+
+#[test]
+fn rotations_at_once_leave_every_key_signing_in_turn() {
+    let t = TestDb::new().unwrap();
+    let t0 = Timestamp::now();
+    keys::ensure_signing_key(&mut t.db.conn().unwrap(), t0, || Ok(key("k0"))).unwrap();
+    const ROTATIONS: usize = 6;
+    let barrier = Arc::new(Barrier::new(ROTATIONS));
+    let handles: Vec<_> = (1..=ROTATIONS)
+        .map(|i| {
+            let db = t.db.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut c = db.conn().unwrap();
+                barrier.wait();
+                keys::rotate(&mut c, &key(&format!("k{i}")), t0, TIMES)
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for h in handles {
+        match h.join().unwrap() {
+            Ok(_) => won += 1,
+            // PostgreSQL: two rotations that read the same newest key; the second one's
+            // generation is taken, and its whole transaction is refused.
+            Err(StorageError::Conflict(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(won >= 1);
+    let all = keys::all(&mut t.db.conn().unwrap()).unwrap();
+    assert_eq!(all.len(), won + 1, "a refused rotation left nothing behind");
+    for (i, pair) in all.windows(2).enumerate() {
+        let (older, newer) = (&pair[0].schedule, &pair[1].schedule);
+        assert_eq!(newer.generation, older.generation + 1, "generation {i}");
+        assert_eq!(
+            older.retire_at,
+            Some(newer.activate_at),
+            "signing hands over"
+        );
+        assert!(older.activate_at <= newer.activate_at);
+    }
+    assert_eq!(all.last().unwrap().schedule.retire_at, None);
+}
+
+#[test]
+fn existing_keys_keep_their_meaning_through_the_schedule_migration() {
+    let t = TestDb::new().unwrap();
+    assert!(t.revert_last_migration().starts_with("20261206000040"));
+    // As the previous schema had them: one active key, two retired ones.
+    t.execute(
+        "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, status, created_at, retired_at) VALUES \
+         ('a', 'ES256', 'x', '{}', 'retired', 1000, 5000), \
+         ('b', 'ES256', 'x', '{}', 'retired', 4000, 9000), \
+         ('c', 'ES256', 'x', '{}', 'active', 8000, NULL)",
+    );
+    t.db.migrate().unwrap();
+    let mut c = t.db.conn().unwrap();
+    let schedules: Vec<_> = keys::all(&mut c)
         .unwrap()
         .into_iter()
-        .map(|k| (k.kid, k.active))
+        .map(|k| {
+            let s = k.schedule;
+            (
+                k.kid,
+                s.generation,
+                s.activate_at.as_millis(),
+                s.retire_at.map(Timestamp::as_millis),
+                s.expire_at.map(Timestamp::as_millis),
+            )
+        })
         .collect();
-    assert_eq!(published.len(), 2);
-    assert!(
-        published.contains(&("new".into(), true)) && published.contains(&("old".into(), false))
+    assert_eq!(
+        schedules,
+        [
+            ("a".into(), 1, 1000, Some(5000), Some(965_000)),
+            ("b".into(), 2, 4000, Some(9000), Some(969_000)),
+            ("c".into(), 3, 9000, None, None),
+        ]
     );
-    // Once every token it signed has expired, the old key is no longer published.
-    let later = Timestamp::now().plus(Duration::from_secs(1));
-    assert_eq!(keys::published(&mut c, later).unwrap().len(), 1);
+    assert_eq!(signing(&mut c, Timestamp::from_millis(10_000)), "c");
+    // And back: the key that signs is the active one again.
+    drop(c);
+    t.revert_last_migration();
+    assert_eq!(
+        t.count("signing_keys WHERE status = 'active' AND kid = 'c'"),
+        1
+    );
+    assert_eq!(t.count("signing_keys WHERE status = 'retired'"), 2);
+    t.db.migrate().unwrap();
 }
 
 #[test]
@@ -550,4 +698,81 @@ async fn committed_pages_reach_the_database_file_only_through_the_checkpoint() {
     t.db.checkpoint().await.unwrap();
     assert!(file_size() > before, "the checkpoint copied nothing");
     assert_eq!(t.count("users"), 1000);
+}
+
+#[test]
+fn closing_the_database_waits_for_lent_connections_and_then_refuses_work() {
+    let t = TestDb::new().unwrap();
+    let lent = t.db.conn().unwrap();
+    let closer = {
+        let db = t.db.clone();
+        std::thread::spawn(move || db.close(Duration::from_secs(10)))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!closer.is_finished(), "close waits for the lent connection");
+    drop(lent);
+    assert_eq!(closer.join().unwrap(), 0, "every connection closed");
+    assert!(matches!(t.db.conn(), Err(StorageError::Unavailable(_))));
+}
+
+#[test]
+fn closing_gives_up_after_its_wait_and_says_how_many_are_still_lent() {
+    let t = TestDb::new().unwrap();
+    let lent = t.db.conn().unwrap();
+    assert_eq!(t.db.close(Duration::from_millis(50)), 1);
+    drop(lent);
+    assert_eq!(t.db.close(Duration::ZERO), 0, "closed when handed back");
+}
+
+#[test]
+fn a_full_pool_hands_a_returned_connection_to_the_next_waiter() {
+    let t = TestDb::new().unwrap();
+    let settings = braid_storage::DatabaseSettings {
+        max_connections: 1,
+        connect_timeout_secs: 5,
+        ..t.settings.clone()
+    };
+    let db = braid_storage::Database::connect(&settings).unwrap();
+    let held = db.conn().unwrap();
+    let waiter = {
+        let db = db.clone();
+        std::thread::spawn(move || db.conn().map(drop))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    drop(held);
+    waiter.join().unwrap().unwrap();
+    assert_eq!(db.close(Duration::from_secs(5)), 0);
+}
+
+/// diesel knows a migration by its version alone: two folders with one version (two branches
+/// that picked the same number) would leave one of them silently unapplied.
+#[test]
+fn every_migration_has_a_version_of_its_own_and_both_backends_have_the_same_ones() {
+    let versions = |backend: &str| -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../migrations")
+            .join(backend);
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let sqlite = versions("sqlite");
+    assert_eq!(sqlite, versions("postgres"));
+    let mut seen = std::collections::HashSet::new();
+    for name in &sqlite {
+        let version: String = name
+            .split('_')
+            .next()
+            .unwrap()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        assert!(
+            seen.insert(version.clone()),
+            "{name}: version {version} is taken"
+        );
+    }
 }

@@ -213,19 +213,7 @@ async fn cancel(state: &AppState, link: &LinkState) -> Result<Chosen, SelectErro
             if !link_flows::consume(c, &id_hash, now)? {
                 return Ok(None);
             }
-            audit::record(
-                c,
-                &AuditEvent {
-                    kind: "manual_link".into(),
-                    result: Some("cancelled".into()),
-                    reason: Some("cancelled_by_person".into()),
-                    provider: Some(flow.identity.provider.to_string()),
-                    subject: Some(flow.identity.subject.to_string()),
-                    client_id: Some(flow.client_id.clone()),
-                    ..AuditEvent::default()
-                },
-                now,
-            )?;
+            record_end(c, &flow, "cancelled", "cancelled_by_person", None, now)?;
             Ok(Some(flow))
         })
         .await?
@@ -236,6 +224,31 @@ async fn cancel(state: &AppState, link: &LinkState) -> Result<Chosen, SelectErro
         &state.issuer,
         "the sign-in was cancelled",
     )?))
+}
+
+/// The audit row of a manual link that ended without a link.
+fn record_end(
+    c: &mut DbConn,
+    flow: &LinkFlow,
+    result: &str,
+    reason: &str,
+    user: Option<&UserId>,
+    now: Timestamp,
+) -> Result<(), StorageError> {
+    audit::record(
+        c,
+        &AuditEvent {
+            kind: "manual_link".into(),
+            result: Some(result.into()),
+            reason: Some(reason.into()),
+            user_id: user.map(ToString::to_string),
+            provider: Some(flow.identity.provider.to_string()),
+            subject: Some(flow.identity.subject.to_string()),
+            client_id: Some(flow.client_id.clone()),
+            ..AuditEvent::default()
+        },
+        now,
+    )
 }
 
 async fn create_instead(state: &AppState, link: &LinkState) -> Result<Chosen, SelectError> {
@@ -262,18 +275,12 @@ async fn create_instead(state: &AppState, link: &LinkState) -> Result<Chosen, Se
                 c,
                 &crate::flows::link_verify::exchange_code(&flow, &user.id, code_hash, now, ttl),
             )?;
-            audit::record(
+            record_end(
                 c,
-                &AuditEvent {
-                    kind: "manual_link".into(),
-                    result: Some("skipped".into()),
-                    reason: Some("new_account_chosen".into()),
-                    user_id: Some(user.id.to_string()),
-                    provider: Some(flow.identity.provider.to_string()),
-                    subject: Some(flow.identity.subject.to_string()),
-                    client_id: Some(flow.client_id.clone()),
-                    ..AuditEvent::default()
-                },
+                &flow,
+                "skipped",
+                "new_account_chosen",
+                Some(&user.id),
                 now,
             )?;
             Ok(Ok(flow))

@@ -31,7 +31,7 @@ pub async fn authenticate(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(BearerError::Missing)?;
-    let keys = state.keys.keys().await?;
+    let keys = state.keys.keys_for_token(token).await?;
     let audiences = state.clients.ids();
     let claims = access::verify(&keys, token, &state.issuer, &audiences)
         .map_err(|_| BearerError::Invalid)?;

@@ -31,7 +31,7 @@ pub async fn revoke(state: &AppState, req: &HttpRequest, form: &Params) -> Resul
         .clone();
     let now = Timestamp::now();
     if token.contains('.') {
-        let keys = state.keys.keys().await?;
+        let keys = state.keys.keys_for_token(&token).await?;
         if let Ok(claims) = access::verify(&keys, &token, &state.issuer, &[client.id.as_str()]) {
             let expires = Timestamp::from_millis(claims.exp.saturating_mul(1000));
             state

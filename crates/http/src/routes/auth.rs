@@ -242,10 +242,10 @@ fn describe_callback_error(e: &CallbackError) -> (StatusCode, String) {
             (StatusCode::FORBIDDEN, "This provider can only be connected to an account you are signed in to, not used to sign in.".into())
         }
         E::Refused(Reason::UserDisabled) => (StatusCode::FORBIDDEN, "This account is disabled.".into()),
-        E::Refused(Reason::IdentityOwnedByAnotherUser) => (StatusCode::CONFLICT, "This sign-in is already connected to another account.".into()),
+        E::Refused(Reason::IdentityOwnedByAnotherUser) => (StatusCode::CONFLICT, "This sign-in is already connected to another account. (Error code: link_conflict)".into()),
         E::Refused(_) => (
             StatusCode::CONFLICT,
-            "This sign-in matches more than one existing account, so it cannot be linked automatically. Please contact support.".into(),
+            "This sign-in matches more than one existing account, so it cannot be linked automatically. Please contact support. (Error code: link_conflict)".into(),
         ),
         E::Storage(_) | E::Random(_) => (StatusCode::SERVICE_UNAVAILABLE, "Sign-in is unavailable right now. Please try again in a moment.".into()),
     }
@@ -359,7 +359,10 @@ async fn me(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     match state.keys.keys().await {
         Ok(keys) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+            .insert_header(header::CacheControl(vec![
+                header::CacheDirective::Public,
+                header::CacheDirective::MaxAge(crate::tokens::keyring::JWKS_MAX_AGE_SECS),
+            ]))
             .content_type("application/json")
             .body(keys.jwks_json.clone()),
         Err(e) => {

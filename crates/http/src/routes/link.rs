@@ -91,11 +91,22 @@ fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-fn form(req: &HttpRequest, body: &[u8]) -> Option<Params> {
-    if is_form(req) {
-        Params::parse(body).ok()
-    } else {
-        None
+/// A form posted to a link page, with the browser's link state.
+fn posted(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+) -> Result<(LinkState, Params), Box<HttpResponse>> {
+    let link = link_state(req, state)?;
+    match is_form(req).then(|| Params::parse(body).ok()).flatten() {
+        Some(form) => Ok((link, form)),
+        None => Err(Box::new(state.pages.error(
+            req,
+            StatusCode::BAD_REQUEST,
+            "Something went wrong",
+            "The form could not be read. Please go back and try again.",
+            None,
+        ))),
     }
 }
 
@@ -122,18 +133,9 @@ async fn select_post(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let link = match link_state(&req, &state) {
-        Ok(l) => l,
+    let (link, form) = match posted(&req, &state, &body) {
+        Ok(posted) => posted,
         Err(page) => return *page,
-    };
-    let Some(form) = form(&req, &body) else {
-        return state.pages.error(
-            &req,
-            StatusCode::BAD_REQUEST,
-            "Something went wrong",
-            "The form could not be read. Please go back and try again.",
-            None,
-        );
     };
     match link_select::choose(&state, &link, &form).await {
         Ok(Chosen::Verify) => see_other(&state.link_paths.verify),
@@ -215,18 +217,9 @@ async fn verify_post(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let link = match link_state(&req, &state) {
-        Ok(l) => l,
+    let (link, form) = match posted(&req, &state, &body) {
+        Ok(posted) => posted,
         Err(page) => return *page,
-    };
-    let Some(form) = form(&req, &body) else {
-        return state.pages.error(
-            &req,
-            StatusCode::BAD_REQUEST,
-            "Something went wrong",
-            "The form could not be read. Please go back and try again.",
-            None,
-        );
     };
     let peer = req.peer_addr().map(|a| a.ip());
     match link_verify::submit(&state, &link, &form, peer).await {

@@ -1,6 +1,7 @@
 //! Access tokens (RFC 9068 JWT profile): `typ: at+jwt`, `kid`, pinned algorithm, short life.
 
 use crate::tokens::keyring::Keys;
+use braid_core::Timestamp;
 use jsonwebtoken::Validation;
 use serde::{Deserialize, Serialize};
 
@@ -37,9 +38,14 @@ pub enum AccessTokenError {
 
 pub const TYP: &str = "at+jwt";
 
+/// Longer tokens are refused unread.
+pub const MAX_LEN: usize = 8 * 1024;
+
+/// Signs with the key that signs now (see [`Keys::signer`]).
 pub fn sign(keys: &Keys, claims: &AccessClaims) -> Result<String, AccessTokenError> {
     let payload = serde_json::to_vec(claims).map_err(|_| AccessTokenError::Signing)?;
-    keys.active
+    keys.signer(Timestamp::now())
+        .ok_or(AccessTokenError::Signing)?
         .sign_jws(&payload)
         .map_err(|_| AccessTokenError::Signing)
 }
@@ -52,7 +58,7 @@ pub fn verify(
     issuer: &str,
     audiences: &[&str],
 ) -> Result<AccessClaims, AccessTokenError> {
-    if token.len() > 8 * 1024 {
+    if token.len() > MAX_LEN {
         return Err(AccessTokenError::Malformed);
     }
     let header = jsonwebtoken::decode_header(token).map_err(|_| AccessTokenError::Malformed)?;
