@@ -88,11 +88,35 @@ impl Pages {
         Ok(Self { tera, style, csp })
     }
 
-    fn render(&self, status: StatusCode, template: &str, mut ctx: Context) -> HttpResponse {
+    fn render(&self, status: StatusCode, template: &str, ctx: Context) -> HttpResponse {
+        self.render_with(status, template, ctx, &self.csp)
+    }
+
+    /// The CSP of a page whose forms end in a redirect to the app: browsers apply
+    /// `form-action` to the redirects that follow a submitted form too, so the app's redirect
+    /// target must be allowed besides Braid itself. `app_target` is a registered redirect
+    /// URI (configuration, not request input).
+    fn csp_towards(&self, app_target: &str) -> String {
+        let Some(source) = form_target_source(app_target) else {
+            return self.csp.clone();
+        };
+        self.csp.replace(
+            "form-action 'self'",
+            &format!("form-action 'self' {source}"),
+        )
+    }
+
+    fn render_with(
+        &self,
+        status: StatusCode,
+        template: &str,
+        mut ctx: Context,
+        csp: &str,
+    ) -> HttpResponse {
         ctx.insert("style", &self.style);
         match self.tera.render(template, &ctx) {
             Ok(body) => HttpResponse::build(status)
-                .insert_header((header::CONTENT_SECURITY_POLICY, self.csp.as_str()))
+                .insert_header((header::CONTENT_SECURITY_POLICY, csp))
                 .content_type("text/html; charset=utf-8")
                 .body(body),
             Err(e) => {
@@ -131,7 +155,8 @@ impl Pages {
         let mut ctx = Context::new();
         ctx.insert("view", view);
         ctx.insert("problem", &problem);
-        self.render(StatusCode::OK, "link_select.html", ctx)
+        let csp = self.csp_towards(&view.app_target);
+        self.render_with(StatusCode::OK, "link_select.html", ctx, &csp)
     }
 
     /// The password or code prompt of a manual link.
@@ -148,7 +173,8 @@ impl Pages {
         ctx.insert("select_path", select_path);
         ctx.insert("notice", &notice);
         ctx.insert("problem", &problem);
-        self.render(status, "link_verify.html", ctx)
+        let csp = self.csp_towards(&view.app_target);
+        self.render_with(status, "link_verify.html", ctx, &csp)
     }
 
     /// A sign-in that cannot be linked to the chosen account (`link_conflict`).
@@ -160,5 +186,48 @@ impl Pages {
             "It is already connected to an account, or the account you chose can no longer take it. Nothing was changed. (Error code: link_conflict)",
             back,
         )
+    }
+}
+
+/// A CSP source expression for where an app's redirect URI points: its origin for http(s)
+/// (browsers match `form-action` redirects by origin), its scheme for a native app's private
+/// scheme (`com.example.app:`). `None` for anything that is neither.
+fn form_target_source(target: &str) -> Option<String> {
+    let url = url::Url::parse(target).ok()?;
+    match url.scheme() {
+        "https" | "http" => {
+            let origin = url.origin().ascii_serialization();
+            (origin != "null").then_some(origin)
+        }
+        scheme
+            if scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+        {
+            Some(format!("{scheme}:"))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forms_redirect_to_the_app_is_allowed_by_origin_or_private_scheme() {
+        assert_eq!(
+            form_target_source("https://app.example/cb?x=1").as_deref(),
+            Some("https://app.example")
+        );
+        assert_eq!(
+            form_target_source("http://127.0.0.1:5173/callback").as_deref(),
+            Some("http://127.0.0.1:5173")
+        );
+        assert_eq!(
+            form_target_source("com.example.app:/oauth").as_deref(),
+            Some("com.example.app:")
+        );
+        assert_eq!(form_target_source("not a url"), None);
     }
 }

@@ -674,3 +674,40 @@ async fn a_back_button_pick_of_another_account_ends_the_first_accounts_code() {
     }
     assert_redirected_to_app_with_code(&env.enter_code(&page, &codes[1]).await);
 }
+
+#[tokio::test]
+async fn the_link_pages_let_their_forms_end_at_the_app_and_nowhere_else() {
+    let env = manual_env().await;
+    create_user(&env, "alice@example.com", None);
+    env.arrive("sub-1", "alice@example.com").await;
+    let r = env.app.client.get(env.url(SELECT)).send().await.unwrap();
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    // Browsers apply form-action to the redirect after a submitted form: the 303 to the app
+    // must be allowed, by its origin only.
+    assert!(
+        csp.ends_with("form-action 'self' https://app.example"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"));
+}
+
+#[tokio::test]
+async fn a_new_code_gives_no_new_tries() {
+    let env = manual_env().await;
+    create_user(&env, "alice@example.com", None);
+    let page = env.at_verify("sub-1", "alice@example.com").await;
+    let first = env.enter_code(&page, "000000").await;
+    let second_code_wrong = if sent_codes(&env).pop().unwrap() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    assert!(first.body.contains("4 tries left") || first.status == 303);
+    let resent = env
+        .post_form(VERIFY, &[("csrf", &csrf(&page)), ("method", "resend")])
+        .await;
+    assert_eq!(resent.status, 303);
+    let again = env.enter_code(&page, second_code_wrong).await;
+    assert_eq!(again.status, 400);
+    assert!(again.body.contains("3 tries left"), "{}", again.body);
+}

@@ -189,6 +189,13 @@ pub fn send_code(c: &mut DbConn, s: &CodeSend<'_>, now: Timestamp) -> Result<(),
             retry_after_secs: 3600,
         });
     }
+    let tries_left =
+        s.limits.max_attempts - verification_codes::attempts_for_flow(c, s.flow_id_hash)?;
+    if tries_left < 1 {
+        return Err(SendError::TooMany {
+            retry_after_secs: s.limits.ttl,
+        });
+    }
     verification_codes::end_open(c, s.flow_id_hash, now)?;
     let ttl = std::time::Duration::from_secs(s.limits.ttl);
     verification_codes::insert(
@@ -200,7 +207,7 @@ pub fn send_code(c: &mut DbConn, s: &CodeSend<'_>, now: Timestamp) -> Result<(),
             channel: channel.as_str().to_owned(),
             destination: destination.clone(),
             code_hash: s.key.hash(s.flow_id_hash, s.code),
-            max_attempts: s.limits.max_attempts,
+            max_attempts: tries_left,
             created_at: now,
             expires_at: now.plus(ttl),
         },

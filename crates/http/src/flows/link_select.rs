@@ -66,6 +66,9 @@ pub struct SelectView {
     pub choices: Vec<Choice>,
     pub allow_create: bool,
     pub csrf: String,
+    /// The app's redirect URI: where the page's forms may end up (its CSP allows it).
+    #[serde(skip)]
+    pub app_target: String,
 }
 
 /// What the page offers. Accounts that can no longer be linked are left out.
@@ -80,11 +83,11 @@ pub async fn view(state: &AppState, link: &LinkState) -> Result<SelectView, Sele
                 index,
                 hint: p.hint,
                 proof: if p.proofs.password {
-                    "password"
+                    "you will enter its password"
                 } else if p.proofs.email.is_some() {
-                    "email code"
+                    "we will email you a code"
                 } else {
-                    "text message code"
+                    "we will text you a code"
                 },
             })
         })
@@ -94,6 +97,7 @@ pub async fn view(state: &AppState, link: &LinkState) -> Result<SelectView, Sele
         choices,
         allow_create: flow.allow_create,
         csrf: state.csrf.token(link),
+        app_target: flow.redirect_uri.clone(),
     })
 }
 

@@ -95,6 +95,9 @@ pub struct VerifyView {
     pub sent_to: Option<String>,
     pub minutes_valid: u64,
     pub csrf: String,
+    /// The app's redirect URI: where the page's forms may end up (its CSP allows it).
+    #[serde(skip)]
+    pub app_target: String,
 }
 
 pub async fn view(state: &AppState, link: &LinkState) -> Result<VerifyView, VerifyError> {
@@ -121,6 +124,7 @@ pub async fn view(state: &AppState, link: &LinkState) -> Result<VerifyView, Veri
         sent_to: code.as_ref().map(masked_destination),
         minutes_valid: state.settings.account_linking.codes.ttl.div_ceil(60),
         csrf: state.csrf.token(link),
+        app_target: flow.redirect_uri.clone(),
     })
 }
 

@@ -71,7 +71,7 @@ fn ended(req: &HttpRequest, state: &AppState, link: Option<&LinkState>) -> HttpR
         req,
         StatusCode::BAD_REQUEST,
         "This sign-in has ended",
-        "This account choice expired or was already completed or cancelled. Nothing was linked. Please sign in again from the app.",
+        "This account choice has ended: it expired, was cancelled, or is already done. Please sign in again from the app.",
         link.and_then(|l| l.back.as_deref()),
     );
     let _ = page.add_cookie(&clear_cookie(state));

@@ -84,6 +84,16 @@ pub fn sent_for_flow(conn: &mut DbConn, flow_id_hash: &[u8]) -> Result<i64, Stor
         .get_result(c))?)
 }
 
+/// The guesses counted so far on all of the flow's codes: the limit is the flow's, not each
+/// code's, so asking for a new code gives no new tries.
+pub fn attempts_for_flow(conn: &mut DbConn, flow_id_hash: &[u8]) -> Result<i32, StorageError> {
+    let counts: Vec<i32> = on_backend!(conn, c => verification_codes::table
+        .filter(verification_codes::flow_id_hash.eq(flow_id_hash))
+        .select(verification_codes::attempts)
+        .load(c))?;
+    Ok(counts.iter().sum())
+}
+
 /// How many codes were sent to this account since `since` (across flows).
 pub fn sent_to_user_since(
     conn: &mut DbConn,
