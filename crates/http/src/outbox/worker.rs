@@ -1,7 +1,9 @@
-//! The background task that delivers queued messages: every second, or at once when woken,
-//! it claims the due ones, sends them side by side, and marks each sent, or failed with a
-//! retry time that backs off, or given up. Every instance runs one; claims keep them from
-//! sending the same message (see `braid_storage::repo::outbox`).
+//! The background task that delivers queued messages: at once when woken (a request queued
+//! one), when the next retry falls due, and otherwise every few seconds (for messages another
+//! instance queued and did not send); it claims the due ones, sends them side by side, and
+//! marks each sent, or failed with a retry time that backs off, or given up. Every instance
+//! runs one; claims keep them from sending the same message (see
+//! `braid_storage::repo::outbox`). An idle outbox costs one small read per poll.
 //!
 //! Log lines name the message id, channel, masked recipient, attempt and outcome; never a
 //! body, a code or a credential.
@@ -16,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 
-const POLL_EVERY: Duration = Duration::from_secs(1);
+/// The longest sleep between two looks at the queue. Local messages do not wait for it (the
+/// request that queues one wakes the worker) and retries are due at their own time.
+const POLL_EVERY: Duration = Duration::from_secs(5);
 /// How long a claim holds a message. Longer than [`SEND_TIMEOUT`], so a message is never sent
 /// by two workers at once.
 pub const LEASE: Duration = Duration::from_secs(120);
@@ -32,6 +36,14 @@ const PENDING_GAUGE_EVERY: Duration = Duration::from_secs(15);
 
 /// The wait before the next attempt after `attempt` failed: 5 s, 30 s, 2 min, 10 min,
 /// 30 min, then hourly.
+/// How long from now until `at`; zero when it has passed, `POLL_EVERY` when nothing is due.
+fn until(at: Option<Timestamp>) -> Duration {
+    at.map_or(POLL_EVERY, |at| {
+        let ms = at.as_millis() - Timestamp::now().as_millis();
+        Duration::from_millis(u64::try_from(ms.max(0)).unwrap_or(0))
+    })
+}
+
 pub fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(match attempt {
         0 | 1 => 5,
@@ -64,36 +76,38 @@ impl Worker {
     /// Runs the worker for as long as the runtime does.
     pub fn spawn(self) {
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(POLL_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut gauge_tick = tokio::time::interval(PENDING_GAUGE_EVERY);
             gauge_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut sleep = POLL_EVERY;
             loop {
                 tokio::select! {
-                    _ = tick.tick() => {}
+                    () = tokio::time::sleep(sleep) => {}
                     () = self.outbox.woken() => {}
                     _ = gauge_tick.tick() => {
                         self.update_pending().await;
                         continue;
                     }
                 }
-                if let Err(e) = self.deliver_due().await {
-                    tracing::warn!(error = %e, "outbox: cannot read or claim messages");
-                }
+                sleep = match self.deliver_due().await {
+                    Ok(next) => until(next).min(POLL_EVERY),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox: cannot read or claim messages");
+                        POLL_EVERY
+                    }
+                };
             }
         });
     }
 
-    /// One round: claims and sends every message due now, in batches; returns how many it
-    /// attempted.
-    pub async fn deliver_due(&self) -> Result<usize, StorageError> {
-        let mut attempted = 0;
+    /// One round: claims and sends every message due now, in batches; returns when the next
+    /// pending message falls due, if any is pending.
+    pub async fn deliver_due(&self) -> Result<Option<Timestamp>, StorageError> {
         loop {
             let now = Timestamp::now();
             // A read first: an idle outbox costs no write transaction.
             let due = self.db.run(outbox::next_due_at).await?;
             if due.is_none_or(|at| at > now) {
-                return Ok(attempted);
+                return Ok(due);
             }
             let batch = self
                 .db
@@ -106,9 +120,8 @@ impl Worker {
                 sends.spawn(async move { worker.deliver(message).await });
             }
             while sends.join_next().await.is_some() {}
-            attempted += claimed;
             if (claimed as i64) < BATCH {
-                return Ok(attempted);
+                return self.db.run(outbox::next_due_at).await;
             }
         }
     }
