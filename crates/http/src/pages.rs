@@ -214,6 +214,42 @@ fn form_target_source(target: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    async fn page_body(res: HttpResponse) -> String {
+        let bytes = actix_web::body::to_bytes(res.into_body()).await;
+        String::from_utf8(bytes.map_err(|_| ()).unwrap().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_template_in_templates_dir_replaces_the_embedded_one_and_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("error.html"),
+            "<p>Our own words: {{ title }}</p>",
+        )
+        .unwrap();
+        let pages = Pages::new(&ViewSettings {
+            templates_dir: Some(dir.path().to_owned()),
+        })
+        .unwrap();
+        let req = actix_web::test::TestRequest::default().to_http_request();
+        let body = page_body(pages.error(&req, StatusCode::BAD_REQUEST, "Oops", "m", None)).await;
+        assert_eq!(body, "<p>Our own words: Oops</p>");
+        let embedded = Pages::new(&ViewSettings::default()).unwrap();
+        let body =
+            page_body(embedded.error(&req, StatusCode::BAD_REQUEST, "Oops", "m", None)).await;
+        assert!(body.contains("<h1>Oops</h1>"), "{body}");
+    }
+
+    #[test]
+    fn a_broken_template_in_templates_dir_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("link_select.html"), "{% if %}").unwrap();
+        let err = Pages::new(&ViewSettings {
+            templates_dir: Some(dir.path().to_owned()),
+        });
+        assert!(err.is_err());
+    }
+
     #[test]
     fn a_forms_redirect_to_the_app_is_allowed_by_origin_or_private_scheme() {
         assert_eq!(

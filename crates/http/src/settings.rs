@@ -467,6 +467,11 @@ impl Settings {
     fn session_problems(&self) -> Vec<String> {
         let s = &self.sessions;
         let mut out = Vec::new();
+        // Refused rather than ignored: an operator who turns it on must not believe that link
+        // state is kept server-side when it is not.
+        if s.enabled {
+            out.push("sessions.enabled: server-side sessions are not available in this version; link flow state is kept in the sealed cookie (leave it false)".into());
+        }
         if s.enabled && s.store == SessionStoreKind::Redis {
             match &s.redis_url {
                 Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {}
@@ -636,6 +641,20 @@ pub fn check_redirect_uri(uri: &str) -> Result<url::Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_side_sessions_are_refused_not_silently_ignored() {
+        let mut s = Settings::default();
+        assert!(!s.problems().iter().any(|p| p.starts_with("sessions.")));
+        s.sessions.enabled = true;
+        assert!(
+            s.problems()
+                .iter()
+                .any(|p| p.starts_with("sessions.enabled: server-side sessions are not available")),
+            "{:?}",
+            s.problems()
+        );
+    }
 
     #[test]
     fn defaults_are_valid_and_safe() {

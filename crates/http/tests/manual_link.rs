@@ -711,3 +711,19 @@ async fn a_new_code_gives_no_new_tries() {
     assert_eq!(again.status, 400);
     assert!(again.body.contains("3 tries left"), "{}", again.body);
 }
+
+#[tokio::test]
+async fn codes_sent_to_one_account_are_limited_per_hour_across_flows() {
+    let env = env_with(|s| {
+        manual(s);
+        s.account_linking.codes.max_sends_per_account_per_hour = 1;
+    })
+    .await;
+    create_user(&env, "alice@example.com", None);
+    let page = env.at_verify("sub-1", "alice@example.com").await;
+    let resend = env
+        .post_form(VERIFY, &[("csrf", &csrf(&page)), ("method", "resend")])
+        .await;
+    assert_eq!(resend.status, 429, "{}", resend.body);
+    assert_eq!(sent_codes(&env).len(), 1);
+}
