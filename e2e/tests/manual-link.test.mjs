@@ -5,6 +5,9 @@
 //
 // Two Braid instances share one database (BRAID_E2E_DATABASE_URL, else one SQLite file) and
 // the first one's public URL, as behind a load balancer; most flows use only the first.
+// BRAID_E2E_SESSIONS=database|redis keeps the link state in a server-side session (Redis at
+// BRAID_E2E_REDIS_URL, default redis://127.0.0.1:6379, shared by both instances); unset, it
+// travels in the sealed link cookie.
 // Screenshots of each page are saved under e2e/artifacts/.
 
 import { after, before, test } from 'node:test';
@@ -28,6 +31,14 @@ const VERIFY_PATH = '/auth/connect/link/verify';
 const CODE_SUBJECT = 'Your verification code';
 const LINKED_SUBJECT = 'A new sign-in method was added to your account';
 const ENDED_TITLE = 'This sign-in has ended';
+const SESSIONS = process.env.BRAID_E2E_SESSIONS ?? '';
+if (!['', 'database', 'redis'].includes(SESSIONS)) throw new Error(`BRAID_E2E_SESSIONS=${SESSIONS}: expected database or redis`);
+const REDIS_URL = process.env.BRAID_E2E_REDIS_URL || 'redis://127.0.0.1:6379';
+/** The cookie that carries the link state: the session's, or the sealed link cookie. */
+const STATE_COOKIE = SESSIONS ? 'braid_session' : 'braid_link';
+const SESSIONS_TOML = SESSIONS
+  ? ['[sessions]', 'enabled = true', `store = ${tomlString(SESSIONS)}`, ...(SESSIONS === 'redis' ? [`redis_url = ${tomlString(REDIS_URL)}`] : [])]
+  : [];
 const TAG = randomToken(6).toLowerCase().replace(/[^a-z0-9]/g, 'x');
 
 /**
@@ -79,7 +90,7 @@ before(
       resolution: 'manual',
       providers: { idp: { issuer: env.idp.issuer, clientId: 'braid', clientSecret: idpSecret } },
       clients: { [APP]: { redirectUris: [env.app.redirectUri], secret: randomToken(32) } },
-      extraToml: ['[smtp]', `url = ${tomlString(env.smtp.url)}`, 'from = "Braid E2E <noreply@braid.test>"'].join('\n'),
+      extraToml: ['[smtp]', `url = ${tomlString(env.smtp.url)}`, 'from = "Braid E2E <noreply@braid.test>"', ...SESSIONS_TOML].join('\n'),
     };
     env.appSecret = config.clients[APP].secret;
     env.first = await startBraid({ ...config, port: firstPort });
@@ -130,12 +141,14 @@ function assertNotFramable(response) {
   assert.equal(h['x-frame-options'], 'DENY', `X-Frame-Options of ${response.url()}`);
 }
 
-/** The link cookie is HttpOnly (and Lax): no script on any page can read or send it away. */
+/** The link state's cookie is HttpOnly (and Lax): no script on any page can read or send it away. */
 async function assertLinkCookieHttpOnly(context) {
-  const cookie = (await context.cookies()).find((c) => c.name === 'braid_link');
-  assert.ok(cookie, 'the link cookie is set');
-  assert.equal(cookie.httpOnly, true, 'the link cookie is HttpOnly');
+  const cookies = await context.cookies();
+  const cookie = cookies.find((c) => c.name === STATE_COOKIE);
+  assert.ok(cookie, `the ${STATE_COOKIE} cookie is set`);
+  assert.equal(cookie.httpOnly, true, `the ${STATE_COOKIE} cookie is HttpOnly`);
   assert.equal(cookie.sameSite, 'Lax');
+  if (SESSIONS) assert.ok(!cookies.some((c) => c.name === 'braid_link'), 'no link cookie beside the session');
 }
 
 /**
@@ -389,7 +402,7 @@ browserTest('ended: after the link, Back, the old form resubmitted with the old 
   await page.getByLabel('Password').fill(who.password);
   await clickButton(page, 'Confirm');
   await assertSignedIn(page, who, state);
-  assert.ok(!(await context.cookies()).some((c) => c.name === 'braid_link'), 'the link cookie is cleared');
+  assert.ok(!(await context.cookies()).some((c) => c.name === STATE_COOKIE), `the ${STATE_COOKIE} cookie is cleared`);
 
   // Back to the verify page: the browser asks again (no-store), without a link cookie now.
   await assertEnded(page, await navigate(page, () => page.goBack()));
@@ -401,10 +414,17 @@ browserTest('ended: after the link, Back, the old form resubmitted with the old 
   const resubmitted = await clickButton(stale, 'Confirm');
   await assertEnded(stale, resubmitted);
   await shot(stale, 'ended');
-  const back = stale.getByRole('link', { name: 'Start again' });
-  assert.equal(await back.getAttribute('href'), `${env.app.origin}/`, 'the way back is the app');
-  await navigate(stale, () => back.click());
-  assert.equal(stale.url(), `${env.app.origin}/`);
+  if (SESSIONS) {
+    // The old session was deleted when the link completed: nothing is left that knows the app.
+    await stale.getByText('Close this window and start again from the application.').waitFor();
+    assert.equal(await stale.getByRole('link', { name: 'Start again' }).count(), 0);
+  } else {
+    // The old cookie still names the app (sealed), though its flow is over server-side.
+    const back = stale.getByRole('link', { name: 'Start again' });
+    assert.equal(await back.getAttribute('href'), `${env.app.origin}/`, 'the way back is the app');
+    await navigate(stale, () => back.click());
+    assert.equal(stale.url(), `${env.app.origin}/`);
+  }
 
   await assertEnded(page, await navigate(page, () => page.goto(`${env.first.url}${SELECT_PATH}`)));
   const codesIssued = env.app.hits.filter((h) => h.path === '/callback' && h.query.get('state') === state);

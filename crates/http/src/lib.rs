@@ -15,6 +15,7 @@ pub mod passwords;
 pub mod problem;
 pub mod provider_check;
 pub mod routes;
+pub mod sessions;
 pub mod settings;
 pub mod startup;
 pub mod state;

@@ -467,10 +467,14 @@ impl Settings {
     fn session_problems(&self) -> Vec<String> {
         let s = &self.sessions;
         let mut out = Vec::new();
-        // Refused rather than ignored: an operator who turns it on must not believe that link
-        // state is kept server-side when it is not.
-        if s.enabled {
-            out.push("sessions.enabled: server-side sessions are not available in this version; link flow state is kept in the sealed cookie (leave it false)".into());
+        if s.enabled && s.ttl < self.account_linking.state_expiration {
+            out.push(format!(
+                "sessions.ttl: must be at least account_linking.state_expiration ({} s), or a session ends before the account choice it holds",
+                self.account_linking.state_expiration
+            ));
+        }
+        if s.ttl == 0 || s.ttl > 30 * 24 * 3600 {
+            out.push("sessions.ttl: must be between 1 second and 30 days".into());
         }
         if s.enabled && s.store == SessionStoreKind::Redis {
             match &s.redis_url {
@@ -643,17 +647,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn server_side_sessions_are_refused_not_silently_ignored() {
+    fn session_settings_are_checked() {
         let mut s = Settings::default();
-        assert!(!s.problems().iter().any(|p| p.starts_with("sessions.")));
         s.sessions.enabled = true;
+        assert_eq!(s.problems(), Vec::<String>::new());
+        s.sessions.ttl = 60;
         assert!(
-            s.problems()
-                .iter()
-                .any(|p| p.starts_with("sessions.enabled: server-side sessions are not available")),
+            s.problems().iter().any(|p| p
+                .starts_with("sessions.ttl: must be at least account_linking.state_expiration")),
             "{:?}",
             s.problems()
         );
+        s.sessions.ttl = 3600;
+        s.sessions.store = SessionStoreKind::Redis;
+        assert!(
+            s.problems()
+                .iter()
+                .any(|p| p.starts_with("sessions.redis_url: required")),
+        );
+        s.sessions.redis_url = Some("http://127.0.0.1:6379".into());
+        assert!(
+            s.problems()
+                .iter()
+                .any(|p| p.starts_with("sessions.redis_url: must start with")),
+        );
+        s.sessions.redis_url = Some("redis://127.0.0.1:6379/0".into());
+        assert_eq!(s.problems(), Vec::<String>::new());
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub enum StartupError {
     CookieKey(#[from] KeyDerivationError),
     #[error("email and SMS: {0}")]
     Outbox(#[from] OutboxError),
+    #[error("sessions: {0}")]
+    Sessions(#[from] crate::sessions::SessionSetupError),
 }
 
 pub struct Application {
@@ -98,12 +100,18 @@ impl Application {
         let state = web::Data::new(state);
         crate::provider_check::spawn(state.clone().into_inner());
         let mut server = HttpServer::new(move || {
+            let sessions = state
+                .sessions
+                .as_ref()
+                .map(crate::sessions::Sessions::middleware);
             App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
                 .app_data(web::FormConfig::default().limit(MAX_BODY_BYTES))
                 .app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES))
-                .configure(|cfg| crate::routes::configure(cfg, &provider_ids, &link_paths))
+                .configure(|cfg| {
+                    crate::routes::configure(cfg, &provider_ids, &link_paths, sessions.as_ref())
+                })
                 .default_service(web::to(crate::problem::not_found))
                 .wrap(security_headers())
                 .wrap(actix_web::middleware::from_fn(
@@ -197,7 +205,12 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
     };
     let flow_sealer = Sealer::new(&session_key, login_flow::PURPOSE)?;
     let link_sealer = Sealer::new(&session_key, link_state::PURPOSE)?;
+    let sessions = crate::sessions::Sessions::from_settings(&settings, &db, &session_key).await?;
+    if let Some(s) = &sessions {
+        tracing::info!(store = s.store_kind(), "server-side sessions on");
+    }
     Ok(AppState {
+        sessions,
         limiter: Limiter::new(db.clone(), settings.limits.clone()),
         db,
         flow_sealer,

@@ -23,14 +23,22 @@ use braid_core::linking::Reason;
 /// `providers`: the configured provider ids. Each gets static routes: actix compares a static
 /// path as a string, while a `{provider}` segment cost a regex match per route and request
 /// (a tenth of a login's instructions). An unknown provider id meets the 404 fallback.
-pub fn configure(cfg: &mut web::ServiceConfig, providers: &[String]) {
+///
+/// The callback may start a manual link in the session, so it is the one login route that
+/// `sessions` wraps.
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    providers: &[String],
+    sessions: Option<&super::SessionLayer>,
+) {
     for id in providers {
         let (start_id, get_id, post_id) = (id.clone(), id.clone(), id.clone());
         cfg.route(
             &format!("/auth/connect/{id}"),
             web::get().to(move |req, state| connect_start(req, start_id.clone(), state)),
-        )
-        .service(
+        );
+        super::register(
+            cfg,
             web::resource(format!("/auth/connect/{id}/callback"))
                 .route(web::get().to(move |req, state| callback_get(req, get_id.clone(), state)))
                 .route(
@@ -38,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, providers: &[String]) {
                         callback_post(req, post_id.clone(), state, body)
                     }),
                 ),
+            sessions,
         );
     }
     cfg.service(token_endpoint("/auth/exchange-code", exchange_code))
@@ -166,18 +175,20 @@ async fn callback(
                 .with_label_values(&[provider_label, "success"])
                 .inc();
             let mut response = match done.next {
-                Next::App(target) => HttpResponse::SeeOther()
-                    .insert_header((header::LOCATION, target.0))
-                    .cookie(clear)
-                    .finish(),
-                Next::ManualLink(link) => match crate::routes::link::start_cookie(&state, &link) {
-                    Some(cookie) => HttpResponse::SeeOther()
-                        .insert_header((header::LOCATION, state.link_paths.select.as_str()))
+                Next::App(target) => {
+                    crate::routes::link::end_on_login(&req, &state);
+                    HttpResponse::SeeOther()
+                        .insert_header((header::LOCATION, target.0))
                         .cookie(clear)
-                        .cookie(cookie)
-                        .finish(),
+                        .finish()
+                }
+                Next::ManualLink(link) => match crate::routes::link::start(&req, &state, &link) {
+                    Some(mut started) => {
+                        let _ = started.add_cookie(&clear);
+                        started
+                    }
                     None => {
-                        tracing::error!("the link cookie could not be sealed");
+                        tracing::error!("the link state could not be stored");
                         state.pages.error(
                             &req,
                             StatusCode::SERVICE_UNAVAILABLE,

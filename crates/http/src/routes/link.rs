@@ -1,5 +1,9 @@
-//! Handlers of the manual link pages (select, verify): read the link cookie and the form, call
+//! Handlers of the manual link pages (select, verify): read the link state and the form, call
 //! the flow, render its page or redirect. Paths from `account_linking.routes`.
+//!
+//! The link state travels in the server-side session when `sessions.enabled`, else in the
+//! sealed link cookie; either way it holds only the flow's id and expiry, and everything that
+//! decides anything is in `link_flows` and `verification_codes`.
 
 use crate::flows::callback::AppRedirect;
 use crate::flows::link_select::{self, Chosen, SelectError};
@@ -7,39 +11,87 @@ use crate::flows::link_state::{LinkState, link_cookie};
 use crate::flows::link_verify::{self, Verified, VerifyError};
 use crate::params::Params;
 use crate::routes::is_form;
+use crate::routes::{SessionLayer, register};
+use crate::sessions::renew_or_end;
 use crate::state::AppState;
+use actix_session::SessionExt as _;
 use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use braid_core::Timestamp;
 
-pub fn configure(cfg: &mut web::ServiceConfig, select: &str, verify: &str) {
-    cfg.service(
+/// The session entry holding a manual link's state.
+const SESSION_ENTRY: &str = "braid.link";
+
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    select: &str,
+    verify: &str,
+    sessions: Option<&SessionLayer>,
+) {
+    register(
+        cfg,
         web::resource(select.to_owned())
             .route(web::get().to(select_page))
             .route(web::post().to(select_post)),
-    )
-    .service(
+        sessions,
+    );
+    register(
+        cfg,
         web::resource(verify.to_owned())
             .route(web::get().to(verify_page))
             .route(web::post().to(verify_post)),
+        sessions,
     );
 }
 
-/// The link cookie that starts a manual link (set by the callback).
-pub fn start_cookie(state: &AppState, link: &LinkState) -> Option<Cookie<'static>> {
+/// Starts a manual link in this browser (the callback's answer): the state goes into a fresh
+/// session — a session id the browser held before is dropped, so one planted by someone else
+/// gets nothing — or into the link cookie. `None` when it could not be stored.
+pub fn start(req: &HttpRequest, state: &AppState, link: &LinkState) -> Option<HttpResponse> {
+    let mut response = HttpResponse::SeeOther();
+    response.insert_header((header::LOCATION, state.link_paths.select.as_str()));
+    if state.sessions.is_some() {
+        let session = req.get_session();
+        session.renew();
+        session.insert(SESSION_ENTRY, link).ok()?;
+        return Some(response.finish());
+    }
     let value = link.seal(&state.link_sealer).ok()?;
     let (name, path) = link_cookie(state.cookie_secure);
     let ttl = state.settings.account_linking.state_expiration;
-    Some(
-        Cookie::build(name, value)
-            .path(path)
-            .http_only(true)
-            .secure(state.cookie_secure)
-            .same_site(SameSite::Lax)
-            .max_age(time::Duration::seconds(i64::try_from(ttl).unwrap_or(600)))
-            .finish(),
-    )
+    let cookie = Cookie::build(name, value)
+        .path(path)
+        .http_only(true)
+        .secure(state.cookie_secure)
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::seconds(i64::try_from(ttl).unwrap_or(600)))
+        .finish();
+    Some(response.cookie(cookie).finish())
+}
+
+/// A sign-in finished without a manual link: a link state left in the session from an
+/// abandoned choice goes, and the session id is renewed.
+pub fn end_on_login(req: &HttpRequest, state: &AppState) {
+    if state.sessions.is_some() {
+        let session = req.get_session();
+        if !session.entries().is_empty() {
+            session.remove(SESSION_ENTRY);
+            renew_or_end(&session);
+        }
+    }
+}
+
+/// The flow is over for this browser: its state goes from the session (whose id is renewed)
+/// or the link cookie is removed.
+fn forget(req: &HttpRequest, state: &AppState, response: &mut HttpResponse) {
+    if state.sessions.is_some() {
+        let session = req.get_session();
+        session.remove(SESSION_ENTRY);
+        renew_or_end(&session);
+    } else {
+        let _ = response.add_cookie(&clear_cookie(state));
+    }
 }
 
 fn clear_cookie(state: &AppState) -> Cookie<'static> {
@@ -55,10 +107,16 @@ fn clear_cookie(state: &AppState) -> Cookie<'static> {
 
 /// The browser's link state; an error page when it has none, it is not ours, or it expired.
 fn link_state(req: &HttpRequest, state: &AppState) -> Result<LinkState, Box<HttpResponse>> {
-    let (name, _) = link_cookie(state.cookie_secure);
-    let link = req
-        .cookie(name)
-        .and_then(|c| LinkState::open(&state.link_sealer, c.value()));
+    let link = if state.sessions.is_some() {
+        req.get_session()
+            .get::<LinkState>(SESSION_ENTRY)
+            .ok()
+            .flatten()
+    } else {
+        let (name, _) = link_cookie(state.cookie_secure);
+        req.cookie(name)
+            .and_then(|c| LinkState::open(&state.link_sealer, c.value()))
+    };
     match link {
         Some(l) if !l.is_expired(Timestamp::now()) => Ok(l),
         other => Err(Box::new(ended(req, state, other.as_ref()))),
@@ -74,15 +132,16 @@ fn ended(req: &HttpRequest, state: &AppState, link: Option<&LinkState>) -> HttpR
         "This account choice has ended: it expired, was cancelled, or is already done. Please sign in again from the app.",
         link.and_then(|l| l.back.as_deref()),
     );
-    let _ = page.add_cookie(&clear_cookie(state));
+    forget(req, state, &mut page);
     page
 }
 
-fn to_app(state: &AppState, target: AppRedirect) -> HttpResponse {
-    HttpResponse::SeeOther()
+fn to_app(req: &HttpRequest, state: &AppState, target: AppRedirect) -> HttpResponse {
+    let mut response = HttpResponse::SeeOther()
         .insert_header((header::LOCATION, target.0))
-        .cookie(clear_cookie(state))
-        .finish()
+        .finish();
+    forget(req, state, &mut response);
+    response
 }
 
 fn see_other(location: &str) -> HttpResponse {
@@ -139,7 +198,7 @@ async fn select_post(
     };
     match link_select::choose(&state, &link, &form).await {
         Ok(Chosen::Verify) => see_other(&state.link_paths.verify),
-        Ok(Chosen::App(target)) => to_app(&state, target),
+        Ok(Chosen::App(target)) => to_app(&req, &state, target),
         Err(e) => select_error(&req, &state, &link, e),
     }
 }
@@ -223,7 +282,7 @@ async fn verify_post(
     };
     let peer = req.peer_addr().map(|a| a.ip());
     match link_verify::submit(&state, &link, &form, peer).await {
-        Ok(Verified::Done(target)) => to_app(&state, target),
+        Ok(Verified::Done(target)) => to_app(&req, &state, target),
         Ok(Verified::Resent) => see_other(&format!("{}?resent=1", state.link_paths.verify)),
         Err(e) => verify_error(&req, &state, &link, e).await,
     }
@@ -283,7 +342,7 @@ async fn verify_error(
                 "Too many wrong codes were entered, so this sign-in has ended and nothing was linked. Please sign in again from the app.",
                 link.back.as_deref(),
             );
-            let _ = p.add_cookie(&clear_cookie(state));
+            forget(req, state, &mut p);
             p
         }
         VerifyError::Limited { retry_after_secs } => too_many(

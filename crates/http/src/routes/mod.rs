@@ -3,16 +3,41 @@ pub mod health;
 pub mod link;
 mod token_form;
 
+use actix_session::SessionMiddleware;
 use actix_web::http::header;
 use actix_web::{HttpRequest, web};
 
+/// One worker's session middleware (see [`crate::sessions`]).
+pub type SessionLayer = SessionMiddleware<crate::sessions::Store>;
+
 /// `providers`: the configured provider ids (see [`auth::configure`]); `links`: the paths of
-/// the manual link pages.
-pub fn configure(cfg: &mut web::ServiceConfig, providers: &[String], links: &LinkPaths) {
+/// the manual link pages; `sessions`: the middleware for the routes that use sessions, when
+/// they are on.
+pub fn configure(
+    cfg: &mut web::ServiceConfig,
+    providers: &[String],
+    links: &LinkPaths,
+    sessions: Option<&SessionLayer>,
+) {
     cfg.configure(health::configure)
-        .configure(|cfg| link::configure(cfg, &links.select, &links.verify))
-        .configure(|cfg| auth::configure(cfg, providers))
+        .configure(|cfg| link::configure(cfg, &links.select, &links.verify, sessions))
+        .configure(|cfg| auth::configure(cfg, providers, sessions))
         .route("/metrics", web::get().to(crate::metrics::metrics));
+}
+
+/// Registers a route that may read or write the session: wrapped in the session middleware
+/// when sessions are on, bare otherwise.
+fn register(
+    cfg: &mut web::ServiceConfig,
+    resource: actix_web::Resource,
+    sessions: Option<&SessionLayer>,
+) {
+    match sessions {
+        Some(layer) => cfg.service(resource.wrap(layer.clone()).wrap(
+            actix_web::middleware::from_fn(crate::sessions::unavailable_page),
+        )),
+        None => cfg.service(resource),
+    };
 }
 
 /// Where the manual link pages are (`account_linking.routes`).

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod flow;
+pub mod link;
 pub mod raw;
 pub mod smtp_sink;
 

@@ -2,7 +2,8 @@
 
 use crate::repo::rate_limits;
 use crate::schema::{
-    exchange_codes, outbox, refresh_tokens, revoked_access_tokens, used_login_flows,
+    exchange_codes, link_flows, outbox, refresh_tokens, revoked_access_tokens, sessions,
+    used_login_flows,
 };
 use crate::{DbConn, StorageError};
 use braid_core::Timestamp;
@@ -28,6 +29,9 @@ pub struct Purged {
     pub revoked_access_tokens: usize,
     pub rate_limits: usize,
     pub outbox: usize,
+    pub sessions: usize,
+    /// Manual link flows, with their verification codes (deleted with them).
+    pub link_flows: usize,
 }
 
 /// Rows deleted per table and statement: a purge holds the write lock for a bounded time.
@@ -70,6 +74,19 @@ pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, Storag
         .select(outbox::id)
         .limit(BATCH)
         .load(conn)?;
+    // An expired session opens nothing; its row only waits here.
+    let expired_sessions: Vec<Vec<u8>> = sessions::table
+        .filter(sessions::expires_at.lt(now.as_millis()))
+        .select(sessions::id_hash)
+        .limit(BATCH)
+        .load(conn)?;
+    // Kept a day past expiry like the other one-time rows; their codes count towards the
+    // per-account hourly limit only within the hour.
+    let flows: Vec<Vec<u8>> = link_flows::table
+        .filter(link_flows::expires_at.lt(cutoff))
+        .select(link_flows::id_hash)
+        .limit(BATCH)
+        .load(conn)?;
     Ok(Purged {
         login_flows: match flow_expiries.last() {
             // Marks are keyed by expiry first: everything up to the batch's last one.
@@ -93,6 +110,12 @@ pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, Storag
         .execute(conn)?,
         rate_limits: rate_limits::purge_expired(conn, now, BATCH)?,
         outbox: diesel::delete(outbox::table.filter(outbox::id.eq_any(&messages))).execute(conn)?,
+        sessions: diesel::delete(
+            sessions::table.filter(sessions::id_hash.eq_any(&expired_sessions)),
+        )
+        .execute(conn)?,
+        link_flows: diesel::delete(link_flows::table.filter(link_flows::id_hash.eq_any(&flows)))
+            .execute(conn)?,
     })
 }
 
@@ -106,6 +129,8 @@ impl Purged {
             || full(self.revoked_access_tokens)
             || full(self.rate_limits)
             || full(self.outbox)
+            || full(self.sessions)
+            || full(self.link_flows)
     }
 
     pub fn add(&mut self, other: Purged) {
@@ -115,5 +140,7 @@ impl Purged {
         self.revoked_access_tokens += other.revoked_access_tokens;
         self.rate_limits += other.rate_limits;
         self.outbox += other.outbox;
+        self.sessions += other.sessions;
+        self.link_flows += other.link_flows;
     }
 }

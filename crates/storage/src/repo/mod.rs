@@ -17,5 +17,6 @@ pub mod outbox;
 pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod revoked_access_tokens;
+pub mod sessions;
 pub mod users;
 pub mod verification_codes;
