@@ -31,7 +31,8 @@ const EMBEDDED: [(&str, &str); 5] = [
 #[serde(default, deny_unknown_fields)]
 pub struct ViewSettings {
     /// A folder whose files replace the embedded templates of the same name (`error.html`,
-    /// `link_select.html`, `style.css`, ...); files it lacks keep the embedded version.
+    /// `link_select.html`, `style.css`, `email/verification_code.html`, `sms/…`, ...); files it
+    /// lacks keep the embedded version.
     pub templates_dir: Option<std::path::PathBuf>,
 }
 
@@ -46,6 +47,29 @@ pub enum PagesError {
     Template(#[from] tera::Error),
 }
 
+/// Each embedded template, or its replacement from `views.templates_dir` when that folder has
+/// a file of the same (relative) name.
+pub fn template_sources<'a>(
+    embedded: &[(&'a str, &str)],
+    settings: &ViewSettings,
+) -> Result<Vec<(&'a str, String)>, PagesError> {
+    let mut sources = Vec::with_capacity(embedded.len());
+    for (name, builtin) in embedded {
+        let source = match &settings.templates_dir {
+            Some(dir) if dir.join(name).is_file() => {
+                let path = dir.join(name);
+                std::fs::read_to_string(&path).map_err(|e| PagesError::Read {
+                    path: path.display().to_string(),
+                    kind: e.kind(),
+                })?
+            }
+            _ => (*builtin).to_owned(),
+        };
+        sources.push((*name, source));
+    }
+    Ok(sources)
+}
+
 pub struct Pages {
     tera: Tera,
     style: String,
@@ -55,20 +79,7 @@ pub struct Pages {
 impl Pages {
     /// Every template compiled now: a broken override stops the start, naming the file.
     pub fn new(settings: &ViewSettings) -> Result<Self, PagesError> {
-        let mut sources = Vec::with_capacity(EMBEDDED.len());
-        for (name, embedded) in EMBEDDED {
-            let source = match &settings.templates_dir {
-                Some(dir) if dir.join(name).is_file() => {
-                    let path = dir.join(name);
-                    std::fs::read_to_string(&path).map_err(|e| PagesError::Read {
-                        path: path.display().to_string(),
-                        kind: e.kind(),
-                    })?
-                }
-                _ => embedded.to_owned(),
-            };
-            sources.push((name, source));
-        }
+        let sources = template_sources(&EMBEDDED, settings)?;
         let style = sources
             .iter()
             .find(|(name, _)| *name == "style.css")

@@ -21,7 +21,7 @@ const WAIT: Duration = Duration::from_secs(15);
 const FROM: &str = "Braid Test <noreply@braid.test>";
 
 fn messages() -> Messages {
-    Messages::new().unwrap()
+    Messages::new(&braid_http::pages::ViewSettings::default()).unwrap()
 }
 
 fn alice() -> Email {

@@ -2,6 +2,7 @@
 //! an HTML body for each email (`templates/email/`), one text for each SMS (`templates/sms/`).
 //! HTML templates are autoescaped; none loads anything from elsewhere.
 
+use crate::pages::{PagesError, ViewSettings, template_sources};
 use braid_core::{Email, Phone, Timestamp};
 use braid_storage::repo::outbox::{Channel, NewMessage};
 use tera::{Context, Tera};
@@ -9,39 +10,45 @@ use tera::{Context, Tera};
 const VERIFICATION_CODE_SUBJECT: &str = "Your verification code";
 const IDENTITY_LINKED_SUBJECT: &str = "A new sign-in method was added to your account";
 
+/// The message templates in the binary, by path under `templates/`.
+const EMBEDDED: [(&str, &str); 6] = [
+    (
+        "email/layout.html",
+        include_str!("../../../../templates/email/layout.html"),
+    ),
+    (
+        "email/verification_code.txt",
+        include_str!("../../../../templates/email/verification_code.txt"),
+    ),
+    (
+        "email/verification_code.html",
+        include_str!("../../../../templates/email/verification_code.html"),
+    ),
+    (
+        "email/identity_linked.txt",
+        include_str!("../../../../templates/email/identity_linked.txt"),
+    ),
+    (
+        "email/identity_linked.html",
+        include_str!("../../../../templates/email/identity_linked.html"),
+    ),
+    (
+        "sms/verification_code.txt",
+        include_str!("../../../../templates/sms/verification_code.txt"),
+    ),
+];
+
 pub struct Messages {
     tera: Tera,
 }
 
 impl Messages {
-    pub fn new() -> Result<Self, tera::Error> {
+    /// Every template compiled now; a file of the same name under `views.templates_dir`
+    /// (`email/verification_code.html`, `sms/verification_code.txt`, ...) replaces the
+    /// embedded one, and a broken one stops the start.
+    pub fn new(views: &ViewSettings) -> Result<Self, PagesError> {
         let mut tera = Tera::default();
-        tera.add_raw_templates(vec![
-            (
-                "email/layout.html",
-                include_str!("../../../../templates/email/layout.html"),
-            ),
-            (
-                "email/verification_code.txt",
-                include_str!("../../../../templates/email/verification_code.txt"),
-            ),
-            (
-                "email/verification_code.html",
-                include_str!("../../../../templates/email/verification_code.html"),
-            ),
-            (
-                "email/identity_linked.txt",
-                include_str!("../../../../templates/email/identity_linked.txt"),
-            ),
-            (
-                "email/identity_linked.html",
-                include_str!("../../../../templates/email/identity_linked.html"),
-            ),
-            (
-                "sms/verification_code.txt",
-                include_str!("../../../../templates/sms/verification_code.txt"),
-            ),
-        ])?;
+        tera.add_raw_templates(template_sources(&EMBEDDED, views)?)?;
         Ok(Self { tera })
     }
 
@@ -139,7 +146,7 @@ mod tests {
     use super::*;
 
     fn messages() -> Messages {
-        Messages::new().unwrap()
+        Messages::new(&ViewSettings::default()).unwrap()
     }
 
     fn alice() -> Email {
@@ -249,5 +256,56 @@ mod tests {
             utc_minute(Timestamp::from_millis(-60_000)),
             "1969-12-31 23:59 UTC"
         );
+    }
+
+    #[test]
+    fn a_message_template_in_templates_dir_replaces_the_embedded_one_and_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("email")).unwrap();
+        std::fs::write(
+            dir.path().join("email/verification_code.txt"),
+            "Acme code: {{ code }} ({{ minutes_valid }} min)",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("email/verification_code.html"),
+            "<p>Acme: {{ code }} {{ '<b>' }}</p>",
+        )
+        .unwrap();
+        let views = ViewSettings {
+            templates_dir: Some(dir.path().to_owned()),
+        };
+        let custom = Messages::new(&views).unwrap();
+        let m = custom
+            .verification_code_email(&alice(), "042917", 10)
+            .unwrap();
+        assert_eq!(m.text_body, "Acme code: 042917 (10 min)");
+        let html = m.html_body.unwrap();
+        assert!(
+            html.starts_with("<p>Acme: 042917 &lt;b&gt;</p>"),
+            "autoescaped: {html}"
+        );
+        let sms = custom
+            .verification_code_sms(&Phone::parse("+12025550100").unwrap(), "042917", 10)
+            .unwrap();
+        assert_eq!(
+            sms.text_body,
+            messages()
+                .verification_code_sms(&Phone::parse("+12025550100").unwrap(), "042917", 10)
+                .unwrap()
+                .text_body,
+            "templates the folder lacks stay embedded"
+        );
+    }
+
+    #[test]
+    fn a_broken_message_template_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sms")).unwrap();
+        std::fs::write(dir.path().join("sms/verification_code.txt"), "{% if %}").unwrap();
+        let views = ViewSettings {
+            templates_dir: Some(dir.path().to_owned()),
+        };
+        assert!(Messages::new(&views).is_err());
     }
 }

@@ -23,7 +23,7 @@ pub use braid_storage::repo::outbox::NewMessage;
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error("message templates: {0}")]
-    Templates(#[from] tera::Error),
+    Templates(#[from] crate::pages::PagesError),
     #[error("{0}")]
     Config(String),
 }
@@ -64,7 +64,7 @@ pub struct Outbox {
 impl Outbox {
     pub fn from_settings(settings: &Settings) -> Result<Self, OutboxError> {
         Ok(Self {
-            messages: Messages::new()?,
+            messages: Messages::new(&settings.views)?,
             email: SmtpSender::from_settings(&settings.smtp).map_err(OutboxError::Config)?,
             sms: SmsSender::from_settings(&settings.sms).map_err(OutboxError::Config)?,
             wake: Notify::new(),
