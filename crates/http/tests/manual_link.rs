@@ -573,3 +573,153 @@ async fn codes_sent_to_one_account_are_limited_per_hour_across_flows() {
     assert_eq!(resend.status, 429, "{}", resend.body);
     assert_eq!(sent_codes(&env).len(), 1);
 }
+
+/// A user with the given addresses, each verified or not; no password.
+fn user_with(env: &Env, email: Option<(&str, bool)>, phone: Option<(&str, bool)>) -> String {
+    use braid_core::{Email, Phone, Timestamp, UserEmail, UserPhone};
+    use braid_storage::repo::users::{self, NewUser};
+    let mut c = env.app.db.db.conn().unwrap();
+    let verified = |yes: bool| yes.then(Timestamp::now);
+    let new = NewUser {
+        display_name: None,
+        is_admin: false,
+        emails: email
+            .map(|(e, v)| UserEmail {
+                email: Email::parse(e).unwrap(),
+                verified_at: verified(v),
+                is_primary: true,
+            })
+            .into_iter()
+            .collect(),
+        phones: phone
+            .map(|(p, v)| UserPhone {
+                phone: Phone::parse(p).unwrap(),
+                verified_at: verified(v),
+            })
+            .into_iter()
+            .collect(),
+    };
+    users::create(&mut c, &new, Timestamp::now())
+        .unwrap()
+        .id
+        .to_string()
+}
+
+/// The `value`s of the select page's account radio buttons.
+fn offered(html: &str) -> Vec<String> {
+    html.match_indices(r#"name="choice" value=""#)
+        .map(|(i, m)| html[i + m.len()..].split('"').next().unwrap().to_owned())
+        .filter(|v| v.chars().all(|c| c.is_ascii_digit()))
+        .collect()
+}
+
+#[tokio::test]
+async fn e21_a_code_never_goes_to_an_unverified_phone() {
+    let env = env_with(|s| {
+        manual(s);
+        s.sms.provider = braid_http::settings::SmsProvider::Log;
+    })
+    .await;
+    // Both match the sign-in's verified phone, but hold it unverified: one can prove itself by
+    // its verified email, the other by nothing.
+    user_with(
+        &env,
+        Some(("bob@example.com", true)),
+        Some(("+12025550100", false)),
+    );
+    user_with(&env, None, Some(("+12025550100", false)));
+    env.idp.set_account(braid_providers::testing::FakeAccount {
+        sub: "sub-1".into(),
+        email: Some("new@example.org".into()),
+        email_verified: Some(Value::Bool(true)),
+        phone_number: Some("+12025550100".into()),
+        phone_number_verified: Some(Value::Bool(true)),
+        ..Default::default()
+    });
+    let landing = env.login().await;
+    assert_eq!(landing.location.as_ref().unwrap().path(), SELECT);
+    let page = env.get_page(SELECT).await.body;
+    assert!(!page.contains("text you a code"), "{page}");
+    assert!(page.contains("b***@e***.com"), "{page}");
+    let choices = offered(&page);
+    assert_eq!(choices.len(), 1, "{page}");
+    // The account with nothing to prove it by, chosen anyway: refused, nothing sent.
+    for index in (0..4)
+        .map(|i| i.to_string())
+        .filter(|i| !choices.contains(i))
+    {
+        let r = env
+            .post_form(SELECT, &[("csrf", &csrf(&page)), ("choice", &index)])
+            .await;
+        assert_eq!(r.status, 400, "choice {index}: {}", r.body);
+    }
+    assert_eq!(env.count("outbox"), 0);
+    // The one offered gets its code by email, never by SMS to the unverified phone.
+    let picked = env
+        .post_form(SELECT, &[("csrf", &csrf(&page)), ("choice", &choices[0])])
+        .await;
+    assert_eq!(picked.status, 303, "{}", picked.body);
+    assert_eq!(recipients(&env), ["bob@example.com"]);
+    assert_eq!(
+        env.app
+            .db
+            .texts("SELECT channel AS t FROM verification_codes"),
+        ["email"]
+    );
+}
+
+#[tokio::test]
+async fn e22_a_provider_name_and_addresses_are_escaped_on_the_pages() {
+    let env = env_with(|s| {
+        manual(s);
+        if let Some(p) = s.federated_login.providers.get_mut("idp") {
+            p.display_name = Some("<img src=x onerror=alert(1)>".into());
+        }
+    })
+    .await;
+    create_user(&env, "alice@example.com", None);
+    let select = env.at_select("sub-1", "alice@example.com").await;
+    assert!(!select.contains("<img"), "{select}");
+    assert!(
+        select.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{select}"
+    );
+    let verify = env
+        .post_form(SELECT, &[("csrf", &csrf(&select)), ("choice", "0")])
+        .await;
+    assert_eq!(verify.status, 303);
+    let page = env.get_page(VERIFY).await;
+    assert!(!page.body.contains("<img"), "{}", page.body);
+    // The notice email names the provider too: escaped in its HTML part.
+    let code = sent_codes(&env).pop().unwrap();
+    assert_redirected_to_app_with_code(&env.enter_code(&page.body, &code).await);
+    let html = env
+        .app
+        .db
+        .texts("SELECT html_body AS t FROM outbox WHERE subject LIKE 'A new sign-in%'");
+    assert_eq!(html.len(), 1);
+    assert!(!html[0].contains("<img"), "{}", html[0]);
+    assert!(html[0].contains("&lt;img"), "{}", html[0]);
+}
+
+#[tokio::test]
+async fn e23_a_code_is_stored_only_as_a_keyed_hash_bound_to_its_flow_and_account() {
+    let env = manual_env().await;
+    let user = create_user(&env, "alice@example.com", None);
+    env.at_verify("sub-1", "alice@example.com").await;
+    let code = sent_codes(&env).pop().unwrap();
+    assert!(code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()));
+    let row = env.app.db.texts(
+        "SELECT CAST(length(code_hash) AS TEXT) || ' ' || CAST(expires_at - created_at AS TEXT) \
+         || ' ' || CAST(attempts AS TEXT) || ' ' || user_id || ' ' \
+         || CAST(length(flow_id_hash) AS TEXT) AS t FROM verification_codes",
+    );
+    assert_eq!(row, [format!("32 600000 0 {user} 32")]);
+    // The code is in no column: only its HMAC (keyed with the deployment's secret, bound to
+    // the flow) is kept.
+    let columns = env
+        .app
+        .db
+        .texts("SELECT id || channel || destination || user_id AS t FROM verification_codes");
+    assert!(!columns[0].contains(&code));
+}
