@@ -54,7 +54,7 @@ impl Metrics {
         let outbox_messages = IntCounterVec::new(
             Opts::new(
                 "outbox_messages_total",
-                "Email and SMS delivery attempts by channel and outcome: sent, failed (will retry), gave_up",
+                "Email and SMS delivery attempts by channel and outcome: sent, failed (will retry), gave_up, expired (a code past its validity, not sent)",
             ),
             &["channel", "outcome"],
         )?;

@@ -106,7 +106,7 @@ fn with_webhook(url: String) -> impl FnOnce(&mut Settings) {
 
 #[tokio::test]
 async fn a_queued_email_arrives_with_both_parts_and_the_right_headers() {
-    let (logs, _guard) = capture_logs(tracing::Level::TRACE);
+    let (logs, _guard) = capture_logs();
     let sink = SmtpSink::start().await;
     let app = spawn_app_with(with_smtp(sink.url())).await;
     let message = messages()
@@ -207,6 +207,46 @@ async fn with_the_smtp_server_down_the_email_stays_queued_and_goes_out_once_it_i
     let sent = wait_until(&app, &id, "marked sent", |s| s.sent_at.is_some()).await;
     assert_eq!(sent.attempts, 2);
     assert_eq!(metric(&app, "email", "sent").await, 1);
+}
+
+#[tokio::test]
+async fn a_code_that_expired_while_the_smtp_server_was_down_is_given_up_not_sent_late() {
+    let down = SmtpSink::start().await;
+    let port = down.port;
+    down.stop().await;
+    let app = spawn_app_with(with_smtp(format!("smtp://127.0.0.1:{port}"))).await;
+    let code = messages()
+        .verification_code_email(&alice(), "042917", 10)
+        .unwrap();
+    let stale = enqueue(
+        &app,
+        &code
+            .clone()
+            .until(Timestamp::now().plus(Duration::from_secs(2))),
+    );
+    wait_until(&app, &stale, "a failed attempt recorded", |s| {
+        s.last_error.is_some()
+    })
+    .await;
+    // The server comes back after the code's expiry: the message is dropped, not sent.
+    let sink = SmtpSink::start_on(port).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    due_now(&app, &stale);
+    let dropped = wait_until(&app, &stale, "given up", |s| s.gave_up_at.is_some()).await;
+    assert_eq!(dropped.sent_at, None);
+    assert_eq!(
+        dropped.last_error.as_deref(),
+        Some("expired before delivery")
+    );
+    assert_eq!(metric(&app, "email", "expired").await, 1);
+    // A code still valid goes out as usual.
+    let fresh = enqueue(
+        &app,
+        &code.until(Timestamp::now().plus(Duration::from_secs(600))),
+    );
+    sink.wait_for(1, WAIT).await;
+    wait_until(&app, &fresh, "marked sent", |s| s.sent_at.is_some()).await;
+    assert_eq!(sink.messages().len(), 1, "only the fresh code was sent");
 }
 
 #[tokio::test]
@@ -350,31 +390,57 @@ async fn only_configured_channels_can_send() {
 
 /// Log lines written while the guard lives, on this thread (the test's runtime runs the
 /// worker on it).
-fn capture_logs(level: tracing::Level) -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    #[derive(Clone)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+/// What this test's thread logs, at every level, until the guard drops. One global
+/// subscriber routes each line to the buffer of the thread that emitted it: the outbox worker
+/// runs on the test's own (current-thread) runtime. Per-test scoped subscribers were not
+/// reliable with tests running side by side (log lines first reached on another thread were
+/// cached as uninteresting).
+fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, CaptureGuard) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(|| ThreadBuffer)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    });
     let buffer = Arc::new(Mutex::new(Vec::new()));
-    let writer = Buffer(buffer.clone());
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_max_level(level)
-        .with_writer(move || writer.clone())
-        .finish();
-    (buffer, tracing::subscriber::set_default(subscriber))
+    CAPTURE.with(|c| *c.borrow_mut() = Some(buffer.clone()));
+    (buffer, CaptureGuard)
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { std::cell::RefCell::new(None) };
+}
+
+struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+struct ThreadBuffer;
+
+impl std::io::Write for ThreadBuffer {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|c| {
+            if let Some(buffer) = &*c.borrow() {
+                buffer.lock().unwrap().extend_from_slice(b);
+            }
+        });
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[tokio::test]
 async fn the_log_sender_logs_a_masked_number_and_never_the_code() {
-    let (logs, _guard) = capture_logs(tracing::Level::DEBUG);
+    let (logs, _guard) = capture_logs();
     let app = spawn_app_with(|s| s.sms.provider = SmsProvider::Log).await;
     let id = enqueue(
         &app,
@@ -399,7 +465,7 @@ async fn the_log_sender_logs_a_masked_number_and_never_the_code() {
 
 #[tokio::test]
 async fn failures_are_logged_with_a_masked_recipient_and_without_the_body() {
-    let (logs, _guard) = capture_logs(tracing::Level::DEBUG);
+    let (logs, _guard) = capture_logs();
     let down = SmtpSink::start().await;
     let port = down.port;
     down.stop().await;

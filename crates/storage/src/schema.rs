@@ -202,6 +202,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         html_body -> Nullable<Text>,
         gave_up_at -> Nullable<BigInt>,
+        expires_at -> Nullable<BigInt>,
     }
 }
 

@@ -19,6 +19,7 @@ fn email(to: &str) -> NewMessage {
         subject: Some("Your code".into()),
         text_body: "Your code is 123456".into(),
         html_body: Some("<p>Your code is <b>123456</b></p>".into()),
+        expires_at: Some(Timestamp::from_millis(9_000_000_000_000)),
     }
 }
 
@@ -29,6 +30,7 @@ fn sms(to: &str) -> NewMessage {
         subject: None,
         text_body: "Your code is 654321".into(),
         html_body: None,
+        expires_at: None,
     }
 }
 

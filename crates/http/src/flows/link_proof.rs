@@ -219,11 +219,11 @@ pub fn send_code(c: &mut DbConn, s: &CodeSend<'_>, now: Timestamp) -> Result<(),
         (None, Some(phone)) => messages.verification_code_sms(phone, s.code, minutes),
         (None, None) => return Err(SendError::NoChannel),
     };
-    outbox::enqueue(
-        c,
-        &message.map_err(|e| StorageError::Corrupt(e.to_string()))?,
-        now,
-    )?;
+    // Delivered late, after an outage, a dead code would only confuse: it is given up instead.
+    let message = message
+        .map_err(|e| StorageError::Corrupt(e.to_string()))?
+        .until(now.plus(ttl));
+    outbox::enqueue(c, &message, now)?;
     Ok(())
 }
 

@@ -85,6 +85,7 @@ impl Messages {
                 .trim()
                 .to_owned(),
             html_body: None,
+            expires_at: None,
         })
     }
 
@@ -115,6 +116,7 @@ impl Messages {
             subject: Some(subject.to_owned()),
             text_body: self.tera.render(&format!("email/{template}.txt"), ctx)?,
             html_body: Some(self.tera.render(&format!("email/{template}.html"), ctx)?),
+            expires_at: None,
         })
     }
 }

@@ -129,6 +129,29 @@ impl Worker {
     async fn deliver(&self, claimed: ClaimedMessage) {
         let channel = claimed.message.channel;
         let to = channel.mask(&claimed.message.recipient);
+        if let Some(expired) = claimed
+            .message
+            .expires_at
+            .filter(|at| *at <= Timestamp::now())
+        {
+            self.count(channel, "expired");
+            tracing::info!(
+                message_id = %claimed.id, %channel, %to, attempt = claimed.attempt, outcome = "expired",
+                expired_at_ms = expired.as_millis(),
+                "message expired before it could be sent; not sending it"
+            );
+            let (id, attempt) = (claimed.id, claimed.attempt);
+            let marked = self
+                .db
+                .run_write(move |c| {
+                    outbox::give_up(c, &id, attempt, Timestamp::now(), "expired before delivery")
+                })
+                .await;
+            if let Err(e) = marked {
+                tracing::warn!(error = %e, "outbox: cannot record an expired message; it will be looked at again");
+            }
+            return;
+        }
         let result = tokio::time::timeout(SEND_TIMEOUT, self.outbox.send(&claimed))
             .await
             .unwrap_or_else(|_| Err(SendError::transient("timed out")));

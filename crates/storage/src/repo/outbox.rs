@@ -67,6 +67,18 @@ pub struct NewMessage {
     pub text_body: String,
     /// Email only: the HTML alternative of `text_body`.
     pub html_body: Option<String>,
+    /// Not sent after this (a message with a one-time code that has expired is given up).
+    pub expires_at: Option<Timestamp>,
+}
+
+impl NewMessage {
+    /// The message is not sent after `at`.
+    pub fn until(self, at: Timestamp) -> Self {
+        Self {
+            expires_at: Some(at),
+            ..self
+        }
+    }
 }
 
 impl fmt::Debug for NewMessage {
@@ -129,6 +141,7 @@ pub fn enqueue(
             outbox::subject.eq(message.subject.as_deref()),
             outbox::body.eq(&message.text_body),
             outbox::html_body.eq(message.html_body.as_deref()),
+            outbox::expires_at.eq(message.expires_at.map(Timestamp::as_millis)),
             outbox::created_at.eq(now.as_millis()),
             outbox::attempts.eq(0),
             outbox::next_attempt_at.eq(now.as_millis()),
@@ -164,6 +177,7 @@ type ClaimedRow = (
     Option<String>,
     String,
     Option<String>,
+    Option<i64>,
     i64,
     i32,
 );
@@ -205,14 +219,24 @@ pub fn claim_due(
                 outbox::subject,
                 outbox::body,
                 outbox::html_body,
+                outbox::expires_at,
                 outbox::created_at,
                 outbox::attempts,
             ))
             .prepared()
             .get_result(c)
             .optional())?;
-        let Some((id, channel, recipient, subject, text_body, html_body, created_at, attempts)) =
-            row
+        let Some((
+            id,
+            channel,
+            recipient,
+            subject,
+            text_body,
+            html_body,
+            expires_at,
+            created_at,
+            attempts,
+        )) = row
         else {
             // Another worker claimed it between the read and this update.
             continue;
@@ -237,6 +261,7 @@ pub fn claim_due(
                 subject,
                 text_body,
                 html_body,
+                expires_at: expires_at.map(Timestamp::from_millis),
             },
             created_at: Timestamp::from_millis(created_at),
             attempt,
@@ -384,6 +409,7 @@ mod tests {
             recipient: "+12025550100".into(),
             subject: None,
             text_body: "Your code is 123456".into(),
+            expires_at: None,
             html_body: None,
         };
         let shown = format!("{m:?}");
