@@ -217,10 +217,11 @@ async fn callback(
                 .with_label_values(&[provider_label, e.outcome()])
                 .inc();
             let (status, message) = describe_callback_error(&e);
+            let code = e.error_code().as_str();
             if status.is_server_error() {
-                tracing::error!(provider = provider_label, error = %e, "sign-in failed");
+                tracing::error!(provider = provider_label, error = %e, error_code = code, "sign-in failed");
             } else {
-                tracing::info!(provider = provider_label, error = %e, "sign-in refused");
+                tracing::info!(provider = provider_label, error = %e, error_code = code, "sign-in refused");
             }
             let mut response = failure(
                 &req,
