@@ -218,11 +218,11 @@ async fn a_replayed_callback_goes_back_as_flow_expired_and_a_wrong_state_as_flow
         .unwrap();
     assert_back_at_app(&env, &land(replay).await, "access_denied", "flow_expired");
 
-    let upstream = env.start_default().await;
+    // A new sign-in in this browser, answered with a state that is not its own.
+    env.start_default().await;
     let path = "/auth/connect/idp/callback?code=x&state=not-this-flows-state";
     let landing = land(env.app.client.get(env.url(path)).send().await.unwrap()).await;
     assert_back_at_app(&env, &landing, "access_denied", "flow_mismatch");
-    assert!(query_param(&upstream, "state").is_some());
     assert_eq!(
         env.idp.token_calls(),
         1,
