@@ -1,7 +1,7 @@
 //! The applications that receive exchange codes, and how they authenticate at the token
 //! endpoints (RFC 6749 §2.3: client_secret_basic or client_secret_post, never both).
 
-use crate::settings::{ClientSettings, check_redirect_uri};
+use crate::settings::{ClientSettings, ErrorDisplay, check_redirect_uri};
 use crate::tokens::opaque;
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 pub struct Client {
     pub id: String,
     pub redirect_uris: Vec<String>,
+    pub errors: ErrorDisplay,
     /// SHA-256 of the secret; `None` for public clients.
     secret_hash: Option<Vec<u8>>,
 }
@@ -63,6 +64,7 @@ impl Clients {
                     Client {
                         id: id.clone(),
                         redirect_uris: c.redirect_uris.clone(),
+                        errors: c.errors,
                         secret_hash,
                     },
                 )

@@ -1,5 +1,6 @@
 //! Braid's HTTP surface: the actix-web application, its settings, keys and routes.
 
+pub mod app_errors;
 pub mod clients;
 pub mod flows;
 pub mod housekeeping;

@@ -175,6 +175,18 @@ pub struct ClientSettings {
     pub secret: Option<Secret>,
     pub secret_file: Option<PathBuf>,
     pub public: bool,
+    /// Where a sign-in that fails after this client and its redirect URI are checked ends.
+    pub errors: ErrorDisplay,
+}
+
+/// `redirect`: back to the app's redirect URI with `error` and `error_code`; `page`: on
+/// Braid's error page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorDisplay {
+    #[default]
+    Redirect,
+    Page,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

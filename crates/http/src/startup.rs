@@ -112,7 +112,7 @@ impl Application {
                 .configure(|cfg| {
                     crate::routes::configure(cfg, &provider_ids, &link_paths, sessions.as_ref())
                 })
-                .default_service(web::to(crate::problem::not_found))
+                .default_service(web::to(crate::routes::not_found))
                 .wrap(security_headers())
                 .wrap(actix_web::middleware::from_fn(
                     crate::limits::request_limits,

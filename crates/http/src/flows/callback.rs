@@ -3,6 +3,7 @@
 //! decide who this is (DESIGN §4) and write the result — user, link, exchange code, audit
 //! event — in one transaction.
 
+use crate::app_errors::{AppReturn, ErrorCode};
 use crate::flows::link_proof::{Delivery, Proofs};
 use crate::flows::link_state::LinkState;
 use crate::flows::login_flow::LoginFlow;
@@ -35,8 +36,11 @@ pub enum CallbackError {
     BadParams(#[from] ParamError),
     #[error("the provider answered with both a code and an error")]
     CodeAndError,
-    #[error("the provider refused the sign-in: {0}")]
-    ProviderRefused(String),
+    #[error("the provider refused the sign-in: {error}{}", .description.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    ProviderRefused {
+        error: String,
+        description: Option<String>,
+    },
     #[error("the sign-in response is not for this browser")]
     StateMismatch,
     #[error("the sign-in response has no code")]
@@ -73,9 +77,18 @@ pub struct LoginResult {
     pub reason: Option<&'static str>,
 }
 
-/// Where a failed callback may send the person back to: the app that asked, when known.
-pub struct FailureContext {
-    pub back: Option<String>,
+/// A failed callback, with where the person may go back to: the app of the flow this browser
+/// holds, when its sealed cookie opened (even expired or already used) and the client still has
+/// that redirect URI. Nothing from the request's parameters is a way back.
+pub struct Failed {
+    pub error: CallbackError,
+    pub app: Option<AppReturn>,
+}
+
+impl Failed {
+    fn bare(error: CallbackError) -> Self {
+        Self { error, app: None }
+    }
 }
 
 pub async fn complete(
@@ -83,16 +96,38 @@ pub async fn complete(
     provider_id: &str,
     flow_cookie: Option<&str>,
     params: Result<Params, ParamError>,
-    ctx: &mut FailureContext,
-) -> Result<CallbackDone, CallbackError> {
+) -> Result<CallbackDone, Failed> {
     let provider = state
         .providers
         .get(provider_id)
-        .ok_or(CallbackError::UnknownProvider)?;
-    let now = Timestamp::now();
+        .ok_or(Failed::bare(CallbackError::UnknownProvider))?;
     let flow = flow_cookie
-        .and_then(|cookie| LoginFlow::open(&state.flow_sealer, cookie, now))
-        .ok_or(CallbackError::NoFlow)?;
+        .and_then(|cookie| LoginFlow::open_authentic(&state.flow_sealer, cookie))
+        .ok_or(Failed::bare(CallbackError::NoFlow))?;
+    match finish(state, &provider, &flow, params).await {
+        Ok(done) => Ok(done),
+        Err(error) => Err(Failed {
+            error,
+            app: AppReturn::checked(
+                &state.clients,
+                &flow.client_id,
+                &flow.redirect_uri,
+                flow.app_state.as_deref(),
+            ),
+        }),
+    }
+}
+
+async fn finish(
+    state: &AppState,
+    provider: &braid_providers::Provider,
+    flow: &LoginFlow,
+    params: Result<Params, ParamError>,
+) -> Result<CallbackDone, CallbackError> {
+    let now = Timestamp::now();
+    if flow.is_expired(now) {
+        return Err(CallbackError::NoFlow);
+    }
     // Marked used first: whatever follows, this flow cannot be tried again.
     let (jti, expires_at) = (flow.jti_bytes().to_vec(), flow.expires_at());
     if !state
@@ -102,7 +137,6 @@ pub async fn complete(
     {
         return Err(CallbackError::NoFlow);
     }
-    ctx.back = back_link(&flow.redirect_uri);
     if flow.provider != provider.id().as_str() {
         return Err(CallbackError::ProviderMismatch);
     }
@@ -114,13 +148,10 @@ pub async fn complete(
         if params.has("code") {
             return Err(CallbackError::CodeAndError);
         }
-        let code = params.get("error").unwrap_or("error");
-        let description = params
-            .get("error_description")
-            .map(|d| format!("{code}: {d}"));
-        return Err(CallbackError::ProviderRefused(
-            description.unwrap_or_else(|| code.to_owned()),
-        ));
+        return Err(CallbackError::ProviderRefused {
+            error: params.get("error").unwrap_or("error").to_owned(),
+            description: params.get("error_description").map(str::to_owned),
+        });
     }
     let given_state = params.get("state").ok_or(CallbackError::StateMismatch)?;
     if !opaque::same_secret(given_state, &flow.state) {
@@ -226,18 +257,19 @@ impl AppRedirect {
         Self::build(redirect_uri, &[("code", code)], app_state, issuer)
     }
 
-    /// RFC 6749 §4.1.2.1 `access_denied`: the person ended the sign-in.
-    pub fn denied(
+    /// RFC 6749 §4.1.2.1: the failure as `error`, `error_description` and Braid's `error_code`.
+    pub fn error(
         redirect_uri: &str,
+        code: ErrorCode,
         app_state: Option<&str>,
         issuer: &str,
-        description: &str,
     ) -> Result<Self, StorageError> {
         Self::build(
             redirect_uri,
             &[
-                ("error", "access_denied"),
-                ("error_description", description),
+                ("error", code.oauth_error()),
+                ("error_description", code.description()),
+                ("error_code", code.as_str()),
             ],
             app_state,
             issuer,
@@ -265,7 +297,7 @@ impl AppRedirect {
 }
 
 /// The origin of the app's redirect URI: somewhere to start again from.
-fn back_link(redirect_uri: &str) -> Option<String> {
+pub(crate) fn back_link(redirect_uri: &str) -> Option<String> {
     let url = url::Url::parse(redirect_uri).ok()?;
     matches!(url.scheme(), "https" | "http").then(|| url.origin().ascii_serialization() + "/")
 }
@@ -482,6 +514,26 @@ pub(crate) fn new_user_from(
     })
 }
 
+/// A provider that could not be used: unreachable, misconfigured, or answering unverifiably.
+pub fn upstream_code(e: &ProviderError) -> ErrorCode {
+    if e.is_upstream_unavailable() {
+        ErrorCode::ProviderUnavailable
+    } else if e.is_misconfigured() {
+        ErrorCode::ProviderMisconfigured
+    } else {
+        ErrorCode::InvalidProviderResponse
+    }
+}
+
+/// The linking decision's refusal ([`Reason`], the audit `reason`) as the app is told it.
+pub fn refused_code(reason: Reason) -> ErrorCode {
+    match reason {
+        Reason::LinkOnlyProvider => ErrorCode::LinkOnlyProvider,
+        Reason::UserDisabled => ErrorCode::UserDisabled,
+        _ => ErrorCode::LinkConflict,
+    }
+}
+
 impl CallbackError {
     pub fn login_result(&self) -> LoginResult {
         LoginResult {
@@ -490,6 +542,28 @@ impl CallbackError {
                 CallbackError::Refused(reason) => Some(reason.as_str()),
                 _ => None,
             },
+        }
+    }
+
+    /// What the app is told (and the page shows): see [`ErrorCode`].
+    pub fn error_code(&self) -> ErrorCode {
+        use CallbackError as E;
+        match self {
+            // Unreachable in practice (each provider has its own routes), and never redirected.
+            E::UnknownProvider | E::ProviderMismatch | E::StateMismatch => ErrorCode::FlowMismatch,
+            E::NoFlow => ErrorCode::FlowExpired,
+            E::ProviderDisabled => ErrorCode::ProviderDisabled,
+            E::BadParams(_) | E::CodeAndError | E::MissingCode => {
+                ErrorCode::InvalidProviderResponse
+            }
+            E::ProviderRefused { error, .. } => match error.as_str() {
+                "access_denied" => ErrorCode::Cancelled,
+                "temporarily_unavailable" | "server_error" => ErrorCode::ProviderUnavailable,
+                _ => ErrorCode::ProviderRefused,
+            },
+            E::Upstream(e) => upstream_code(e),
+            E::Refused(reason) => refused_code(*reason),
+            E::Storage(_) | E::Random(_) => ErrorCode::Unavailable,
         }
     }
 
@@ -505,7 +579,7 @@ impl CallbackError {
             CallbackError::BadParams(_)
             | CallbackError::CodeAndError
             | CallbackError::MissingCode => "malformed_response",
-            CallbackError::ProviderRefused(_) => "provider_refused",
+            CallbackError::ProviderRefused { .. } => "provider_refused",
             CallbackError::StateMismatch => "state_mismatch",
             CallbackError::Upstream(e) if e.is_upstream_unavailable() => "upstream_unavailable",
             CallbackError::Upstream(e) if e.is_misconfigured() => "provider_misconfigured",

@@ -1,6 +1,7 @@
 //! `GET /auth/connect/{provider}`: check who asks for the login and where the result may go,
 //! then send the browser upstream with fresh state, nonce and PKCE bound to this browser.
 
+use crate::app_errors::{AppReturn, ErrorCode};
 use crate::flows::login_flow::{LoginFlow, SealError};
 use crate::params::{ParamError, Params};
 use crate::state::AppState;
@@ -129,25 +130,66 @@ pub fn app_target(state: &AppState, params: &Params) -> Result<AppTarget, Connec
     })
 }
 
+/// A sign-in that could not start, with the app it may go back to once the client and its
+/// redirect URI are checked.
+pub struct ConnectFailed {
+    pub error: ConnectError,
+    pub app: Option<AppReturn>,
+}
+
+impl From<ConnectError> for ConnectFailed {
+    fn from(error: ConnectError) -> Self {
+        Self { error, app: None }
+    }
+}
+
+impl ConnectError {
+    /// What the app is told when the failure goes back to it: see [`ErrorCode`].
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self {
+            ConnectError::ProviderDisabled => Some(ErrorCode::ProviderDisabled),
+            ConnectError::Upstream(e) => Some(crate::flows::callback::upstream_code(e)),
+            ConnectError::Random(_) => Some(ErrorCode::Unavailable),
+            _ => None,
+        }
+    }
+}
+
 /// Nothing is written here: the flow travels sealed in the cookie, and the callback marks it
 /// used (a login abandoned upstream costs the server nothing).
 pub async fn start(
     state: &AppState,
     provider_id: &str,
     params: &Params,
-) -> Result<ConnectStart, ConnectError> {
+) -> Result<ConnectStart, ConnectFailed> {
     let provider = state
         .providers
         .get(provider_id)
         .ok_or(ConnectError::UnknownProvider)?;
-    if !provider.enabled() {
-        return Err(ConnectError::ProviderDisabled);
-    }
     let target = app_target(state, params)?;
-    let upstream = provider.authorization_request().await?;
+    let failed = |error: ConnectError, target: &AppTarget| ConnectFailed {
+        error,
+        app: AppReturn::checked(
+            &state.clients,
+            &target.client_id,
+            &target.redirect_uri,
+            target.state.as_deref(),
+        ),
+    };
+    if !provider.enabled() {
+        return Err(failed(ConnectError::ProviderDisabled, &target));
+    }
+    let upstream = match provider.authorization_request().await {
+        Ok(upstream) => upstream,
+        Err(e) => return Err(failed(e.into(), &target)),
+    };
     let ttl = Duration::from_secs(state.settings.federated_login.flow_expiration);
+    let jti = match opaque::random_token() {
+        Ok(jti) => jti,
+        Err(e) => return Err(failed(e.into(), &target)),
+    };
     let flow = LoginFlow {
-        jti: opaque::random_token()?,
+        jti,
         exp: Timestamp::now().plus(ttl).as_millis(),
         provider: provider.id().to_string(),
         issuer: upstream.issuer.clone(),
@@ -160,9 +202,25 @@ pub async fn start(
         code_challenge: target.code_challenge,
         connect_user_id: None,
     };
+    let flow_cookie = match flow.seal(&state.flow_sealer) {
+        Ok(sealed) => sealed,
+        // Too large for a cookie: the app's link is at fault, shown on the page.
+        Err(SealError::TooLarge) => return Err(ConnectError::FlowTooLarge.into()),
+        Err(SealError::Random(r)) => {
+            return Err(ConnectFailed {
+                error: r.into(),
+                app: AppReturn::checked(
+                    &state.clients,
+                    &flow.client_id,
+                    &flow.redirect_uri,
+                    flow.app_state.as_deref(),
+                ),
+            });
+        }
+    };
     Ok(ConnectStart {
         location: upstream.url.to_string(),
-        flow_cookie: flow.seal(&state.flow_sealer)?,
+        flow_cookie,
         max_age: ttl,
         form_post: provider.uses_form_post(),
     })

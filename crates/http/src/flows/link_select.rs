@@ -4,6 +4,7 @@
 //! goes to the account's stored verified address, queued in the same transaction that records
 //! the pick.
 
+use crate::app_errors::{AppReturn, ErrorCode};
 use crate::flows::callback::{AppRedirect, new_user_from};
 use crate::flows::link_proof::{self, CodeSend, Proofs, SendError};
 use crate::flows::link_state::LinkState;
@@ -222,12 +223,31 @@ async fn cancel(state: &AppState, link: &LinkState) -> Result<Chosen, SelectErro
         })
         .await?
         .ok_or(SelectError::NoFlow)?;
-    Ok(Chosen::App(AppRedirect::denied(
+    Ok(Chosen::App(AppRedirect::error(
         &flow.redirect_uri,
+        ErrorCode::Cancelled,
         flow.app_state.as_deref(),
         &state.issuer,
-        "the sign-in was cancelled",
     )?))
+}
+
+/// Where a failed manual link may go back to: the app of the flow this browser's link state
+/// names, ended or expired, when its client still has that redirect URI. `None` also when the
+/// database cannot say.
+pub async fn app_return(state: &AppState, link: &LinkState) -> Option<AppReturn> {
+    let id_hash = link.id_hash();
+    let found = state
+        .db
+        .run(move |c| link_flows::find_return(c, &id_hash))
+        .await
+        .ok()??;
+    let (client_id, redirect_uri, app_state) = found;
+    AppReturn::checked(
+        &state.clients,
+        &client_id,
+        &redirect_uri,
+        app_state.as_deref(),
+    )
 }
 
 /// The audit row of a manual link that ended without a link.

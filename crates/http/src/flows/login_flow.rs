@@ -57,13 +57,17 @@ impl LoginFlow {
         Ok(value)
     }
 
-    /// The flow in `cookie`, if this deployment sealed it and it has not expired.
-    pub fn open(sealer: &Sealer, cookie: &str, now: Timestamp) -> Option<Self> {
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.exp <= now.as_millis()
+    }
+
+    /// The flow in `cookie` if this deployment sealed it, expired or not: what it says of the
+    /// app is still this browser's (a failure may go back there).
+    pub fn open_authentic(sealer: &Sealer, cookie: &str) -> Option<Self> {
         if cookie.len() > MAX_COOKIE_VALUE {
             return None;
         }
-        let flow: Self = serde_json::from_slice(&sealer.open(cookie)?).ok()?;
-        (flow.exp > now.as_millis()).then_some(flow)
+        serde_json::from_slice(&sealer.open(cookie)?).ok()
     }
 
     /// The `jti` as the bytes the single-use mark stores.
@@ -101,9 +105,11 @@ mod tests {
         let cookie = f.seal(&sealer).unwrap();
         assert!(cookie.len() <= MAX_COOKIE_VALUE, "{} bytes", cookie.len());
         assert!(!cookie.contains(&f.pkce_verifier[..10]));
-        assert_eq!(LoginFlow::open(&sealer, &cookie, now), Some(f.clone()));
-        let at_expiry = Timestamp::from_millis(f.exp);
-        assert_eq!(LoginFlow::open(&sealer, &cookie, at_expiry), None);
+        let opened = LoginFlow::open_authentic(&sealer, &cookie);
+        assert_eq!(opened, Some(f.clone()));
+        assert!(!f.is_expired(now));
+        assert!(f.is_expired(Timestamp::from_millis(f.exp)));
+        assert_eq!(LoginFlow::open_authentic(&sealer, &cookie[1..]), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use super::is_form;
 use super::token_form::{TokenForm, token_endpoint};
-use crate::flows::callback::{self, CallbackError, FailureContext, Next};
+use crate::app_errors::{AppReturn, ErrorCode};
+use crate::flows::callback::{self, CallbackError, Next};
 use crate::flows::connect::{self, ConnectError};
 use crate::flows::exchange;
 use crate::flows::flow_cookie;
@@ -63,7 +64,7 @@ async fn connect_start(
 ) -> HttpResponse {
     let result = match Params::parse(req.query_string().as_bytes()) {
         Ok(params) => connect::start(&state, &provider, &params).await,
-        Err(e) => Err(ConnectError::BadParams(e)),
+        Err(e) => Err(ConnectError::BadParams(e).into()),
     };
     match result {
         Ok(start) => {
@@ -88,7 +89,7 @@ async fn connect_start(
                 .cookie(cookie)
                 .finish()
         }
-        Err(e) => {
+        Err(connect::ConnectFailed { error: e, app }) => {
             let status = match &e {
                 ConnectError::UnknownProvider => StatusCode::NOT_FOUND,
                 ConnectError::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -109,9 +110,18 @@ async fn connect_start(
                 }
                 other => format!("This sign-in link is not valid: {other}."),
             };
-            state
-                .pages
-                .error(&req, status, "Sign-in could not start", &message, None)
+            match e.error_code() {
+                Some(code) => failure(
+                    &req,
+                    &state,
+                    app.as_ref(),
+                    code,
+                    (status, "Sign-in could not start", &message),
+                ),
+                None => state
+                    .pages
+                    .error(&req, status, "Sign-in could not start", &message, None),
+            }
         }
     }
 }
@@ -147,13 +157,11 @@ async fn callback(
 ) -> HttpResponse {
     let (name, path) = flow_cookie(state.cookie_secure);
     let cookie = req.cookie(name);
-    let mut ctx = FailureContext { back: None };
     let result = callback::complete(
         &state,
         &provider,
         cookie.as_ref().map(Cookie::value),
         params,
-        &mut ctx,
     )
     .await;
     let provider_label = if state.providers.get(&provider).is_some() {
@@ -194,7 +202,7 @@ async fn callback(
                             StatusCode::SERVICE_UNAVAILABLE,
                             "Sign-in failed",
                             "Sign-in is unavailable right now. Please try again in a moment.",
-                            ctx.back.as_deref(),
+                            None,
                         )
                     }
                 },
@@ -202,30 +210,55 @@ async fn callback(
             response.extensions_mut().insert(done.result);
             response
         }
-        Err(e) => {
+        Err(callback::Failed { error: e, app }) => {
             state
                 .metrics
                 .logins
                 .with_label_values(&[provider_label, e.outcome()])
                 .inc();
             let (status, message) = describe_callback_error(&e);
+            let code = e.error_code().as_str();
             if status.is_server_error() {
-                tracing::error!(provider = provider_label, error = %e, "sign-in failed");
+                tracing::error!(provider = provider_label, error = %e, error_code = code, "sign-in failed");
             } else {
-                tracing::info!(provider = provider_label, error = %e, "sign-in refused");
+                tracing::info!(provider = provider_label, error = %e, error_code = code, "sign-in refused");
             }
-            let mut page = state.pages.error(
+            let mut response = failure(
                 &req,
-                status,
-                "Sign-in failed",
-                &message,
-                ctx.back.as_deref(),
+                &state,
+                app.as_ref(),
+                e.error_code(),
+                (status, "Sign-in failed", &message),
             );
-            let _ = page.add_cookie(&clear);
-            page.extensions_mut().insert(e.login_result());
-            page
+            let _ = response.add_cookie(&clear);
+            response.extensions_mut().insert(e.login_result());
+            response
         }
     }
+}
+
+/// A failed sign-in's answer: back to the app with the failure when it takes failures there,
+/// else Braid's page (`status`, title, message) with the error code and a way back.
+fn failure(
+    req: &HttpRequest,
+    state: &AppState,
+    app: Option<&AppReturn>,
+    code: ErrorCode,
+    (status, title, message): (StatusCode, &str, &str),
+) -> HttpResponse {
+    if let Some(Ok(target)) = app.and_then(|a| a.redirect(code, &state.issuer)) {
+        return HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, target.0))
+            .finish();
+    }
+    let back = app.and_then(AppReturn::back);
+    state.pages.error(
+        req,
+        status,
+        title,
+        &format!("{message} (Error code: {})", code.as_str()),
+        back.as_deref(),
+    )
 }
 
 const UNREACHABLE: &str =
@@ -245,7 +278,10 @@ fn describe_callback_error(e: &CallbackError) -> (StatusCode, String) {
         E::ProviderDisabled => (StatusCode::BAD_REQUEST, "This sign-in method has been disabled.".into()),
         E::BadParams(p) => (StatusCode::BAD_REQUEST, format!("The answer from the sign-in provider is malformed: {p}.")),
         E::CodeAndError | E::MissingCode => (StatusCode::BAD_REQUEST, "The answer from the sign-in provider is malformed.".into()),
-        E::ProviderRefused(why) => (StatusCode::BAD_REQUEST, format!("The sign-in provider did not sign you in ({why}).")),
+        E::ProviderRefused { error, description } => {
+            let why = description.as_ref().map_or_else(|| error.clone(), |d| format!("{error}: {d}"));
+            (StatusCode::BAD_REQUEST, format!("The sign-in provider did not sign you in ({why})."))
+        }
         E::Upstream(u) if u.is_upstream_unavailable() => (StatusCode::BAD_GATEWAY, UNREACHABLE.into()),
         E::Upstream(u) if u.is_misconfigured() => (StatusCode::BAD_GATEWAY, MISCONFIGURED.into()),
         E::Upstream(_) => (StatusCode::BAD_REQUEST, UNVERIFIABLE.into()),
@@ -253,10 +289,10 @@ fn describe_callback_error(e: &CallbackError) -> (StatusCode, String) {
             (StatusCode::FORBIDDEN, "This provider can only be connected to an account you are signed in to, not used to sign in.".into())
         }
         E::Refused(Reason::UserDisabled) => (StatusCode::FORBIDDEN, "This account is disabled.".into()),
-        E::Refused(Reason::IdentityOwnedByAnotherUser) => (StatusCode::CONFLICT, "This sign-in is already connected to another account. (Error code: link_conflict)".into()),
+        E::Refused(Reason::IdentityOwnedByAnotherUser) => (StatusCode::CONFLICT, "This sign-in is already connected to another account.".into()),
         E::Refused(_) => (
             StatusCode::CONFLICT,
-            "This sign-in matches more than one existing account, so it cannot be linked automatically. Please contact support. (Error code: link_conflict)".into(),
+            "This sign-in matches more than one existing account, so it cannot be linked automatically. Please contact support.".into(),
         ),
         E::Storage(_) | E::Random(_) => (StatusCode::SERVICE_UNAVAILABLE, "Sign-in is unavailable right now. Please try again in a moment.".into()),
     }

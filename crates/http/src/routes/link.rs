@@ -5,6 +5,7 @@
 //! sealed link cookie; either way it holds only the flow's id and expiry, and everything that
 //! decides anything is in `link_flows` and `verification_codes`.
 
+use crate::app_errors::ErrorCode;
 use crate::flows::callback::AppRedirect;
 use crate::flows::link_select::{self, Chosen, SelectError};
 use crate::flows::link_state::{LinkState, link_cookie};
@@ -105,8 +106,9 @@ fn clear_cookie(state: &AppState) -> Cookie<'static> {
     c
 }
 
-/// The browser's link state; an error page when it has none, it is not ours, or it expired.
-fn link_state(req: &HttpRequest, state: &AppState) -> Result<LinkState, Box<HttpResponse>> {
+/// The browser's link state; when it has none, it is not ours, or it expired: back to the app
+/// with `flow_expired` when the state still names the flow, else the ended page.
+async fn link_state(req: &HttpRequest, state: &AppState) -> Result<LinkState, Box<HttpResponse>> {
     let link = if state.sessions.is_some() {
         req.get_session()
             .get::<LinkState>(SESSION_ENTRY)
@@ -119,19 +121,44 @@ fn link_state(req: &HttpRequest, state: &AppState) -> Result<LinkState, Box<Http
     };
     match link {
         Some(l) if !l.is_expired(Timestamp::now()) => Ok(l),
-        other => Err(Box::new(ended(req, state, other.as_ref()))),
+        other => Err(Box::new(ended(req, state, other.as_ref()).await)),
     }
 }
 
-/// The expired-or-used page, with the way back to the app when the state knows it.
-fn ended(req: &HttpRequest, state: &AppState, link: Option<&LinkState>) -> HttpResponse {
-    let mut page = state.pages.error(
+/// The flow ended (expired, cancelled, used, or locked after wrong codes): back to the app with
+/// `flow_expired` when the browser's state names it, else the expired-or-used page.
+async fn ended(req: &HttpRequest, state: &AppState, link: Option<&LinkState>) -> HttpResponse {
+    let page = state.pages.error(
         req,
         StatusCode::BAD_REQUEST,
         "This sign-in has ended",
-        "This account choice has ended: it expired, was cancelled, or is already done. Please sign in again from the app.",
+        "This account choice has ended: it expired, was cancelled, or is already done. Please sign in again from the app. (Error code: flow_expired)",
         link.and_then(|l| l.back.as_deref()),
     );
+    match link {
+        Some(link) => app_or_page(req, state, link, ErrorCode::FlowExpired, page).await,
+        None => {
+            let mut page = page;
+            forget(req, state, &mut page);
+            page
+        }
+    }
+}
+
+/// A failure that ends the manual link: back to the app of the flow when it takes failures
+/// there, else `page`. Either way the browser's link state goes.
+async fn app_or_page(
+    req: &HttpRequest,
+    state: &AppState,
+    link: &LinkState,
+    code: ErrorCode,
+    mut page: HttpResponse,
+) -> HttpResponse {
+    if let Some(app) = link_select::app_return(state, link).await
+        && let Some(Ok(target)) = app.redirect(code, &state.issuer)
+    {
+        return to_app(req, state, target);
+    }
     forget(req, state, &mut page);
     page
 }
@@ -151,12 +178,12 @@ fn see_other(location: &str) -> HttpResponse {
 }
 
 /// A form posted to a link page, with the browser's link state.
-fn posted(
+async fn posted(
     req: &HttpRequest,
     state: &AppState,
     body: &[u8],
 ) -> Result<(LinkState, Params), Box<HttpResponse>> {
-    let link = link_state(req, state)?;
+    let link = link_state(req, state).await?;
     match is_form(req).then(|| Params::parse(body).ok()).flatten() {
         Some(form) => Ok((link, form)),
         None => Err(Box::new(state.pages.error(
@@ -177,13 +204,13 @@ fn too_many(mut page: HttpResponse, retry_after_secs: u64) -> HttpResponse {
 }
 
 async fn select_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let link = match link_state(&req, &state) {
+    let link = match link_state(&req, &state).await {
         Ok(l) => l,
         Err(page) => return *page,
     };
     match link_select::view(&state, &link).await {
         Ok(view) => state.pages.link_select(&view, None),
-        Err(e) => select_error(&req, &state, &link, e),
+        Err(e) => select_error(&req, &state, &link, e).await,
     }
 }
 
@@ -192,18 +219,18 @@ async fn select_post(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (link, form) = match posted(&req, &state, &body) {
+    let (link, form) = match posted(&req, &state, &body).await {
         Ok(posted) => posted,
         Err(page) => return *page,
     };
     match link_select::choose(&state, &link, &form).await {
         Ok(Chosen::Verify) => see_other(&state.link_paths.verify),
         Ok(Chosen::App(target)) => to_app(&req, &state, target),
-        Err(e) => select_error(&req, &state, &link, e),
+        Err(e) => select_error(&req, &state, &link, e).await,
     }
 }
 
-fn select_error(
+async fn select_error(
     req: &HttpRequest,
     state: &AppState,
     link: &LinkState,
@@ -214,7 +241,7 @@ fn select_error(
         state.pages.error(req, status, title, message, back)
     };
     match e {
-        SelectError::NoFlow => ended(req, state, Some(link)),
+        SelectError::NoFlow => ended(req, state, Some(link)).await,
         SelectError::Csrf => page(
             StatusCode::FORBIDDEN,
             "This form has expired",
@@ -251,7 +278,7 @@ fn select_error(
 }
 
 async fn verify_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let link = match link_state(&req, &state) {
+    let link = match link_state(&req, &state).await {
         Ok(l) => l,
         Err(page) => return *page,
     };
@@ -276,7 +303,7 @@ async fn verify_post(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (link, form) = match posted(&req, &state, &body) {
+    let (link, form) = match posted(&req, &state, &body).await {
         Ok(posted) => posted,
         Err(page) => return *page,
     };
@@ -322,7 +349,7 @@ async fn verify_error(
         state.pages.error(req, status, title, message, back)
     };
     match e {
-        VerifyError::NoFlow => ended(req, state, Some(link)),
+        VerifyError::NoFlow => ended(req, state, Some(link)).await,
         VerifyError::Csrf => page(
             StatusCode::FORBIDDEN,
             "This form has expired",
@@ -336,14 +363,13 @@ async fn verify_error(
             select,
         ),
         VerifyError::Locked => {
-            let mut p = page(
+            let p = page(
                 StatusCode::BAD_REQUEST,
                 "This sign-in has ended",
-                "Too many wrong codes were entered, so this sign-in has ended and nothing was linked. Please sign in again from the app.",
+                "Too many wrong codes were entered, so this sign-in has ended and nothing was linked. Please sign in again from the app. (Error code: too_many_attempts)",
                 link.back.as_deref(),
             );
-            forget(req, state, &mut p);
-            p
+            app_or_page(req, state, link, ErrorCode::TooManyAttempts, p).await
         }
         VerifyError::Limited { retry_after_secs } => too_many(
             page(
@@ -355,11 +381,12 @@ async fn verify_error(
             retry_after_secs,
         ),
         VerifyError::NotLinkable | VerifyError::AlreadyLinked => {
-            state.pages.conflict(req, link.back.as_deref())
+            let p = state.pages.conflict(req, link.back.as_deref());
+            app_or_page(req, state, link, ErrorCode::LinkConflict, p).await
         }
         VerifyError::WrongPassword | VerifyError::WrongCode { .. } | VerifyError::CodeExpired => {
             // The page to retry on could not be built: the flow ended meanwhile.
-            ended(req, state, Some(link))
+            ended(req, state, Some(link)).await
         }
         VerifyError::Storage(_) | VerifyError::Random(_) => {
             tracing::error!(error = %e, "account verification failed");

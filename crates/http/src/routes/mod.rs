@@ -25,6 +25,27 @@ pub fn configure(
         .route("/metrics", web::get().to(crate::metrics::metrics));
 }
 
+/// The answer for a path no route matched: Braid's page on the browser routes (a mistyped
+/// provider in a sign-in link), a JSON problem elsewhere.
+pub async fn not_found(
+    req: HttpRequest,
+    state: web::Data<crate::state::AppState>,
+) -> actix_web::HttpResponse {
+    if req.path().starts_with(BROWSER_ROUTES) {
+        return state.pages.error(
+            &req,
+            actix_web::http::StatusCode::NOT_FOUND,
+            "Sign-in could not start",
+            "There is no such sign-in method. Please go back to the app and try again.",
+            None,
+        );
+    }
+    crate::problem::not_found().await
+}
+
+/// Where browsers are sent (sign-in links, callbacks, manual link pages by default).
+const BROWSER_ROUTES: &str = "/auth/connect/";
+
 /// Registers a route that may read or write the session: wrapped in the session middleware
 /// when sessions are on, bare otherwise.
 fn register(

@@ -4,7 +4,7 @@
 use super::{TestApp, spawn_app_with};
 use braid_core::Secret;
 use braid_http::Settings;
-use braid_http::settings::{ClientSettings, Resolution};
+use braid_http::settings::{ClientSettings, ErrorDisplay, Resolution};
 use braid_providers::testing::{FakeAccount, FakeIdp};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -44,6 +44,9 @@ pub async fn env_with_idp(
             ClientSettings {
                 redirect_uris: vec![REDIRECT_URI.into()],
                 secret: Some(Secret::new(CLIENT_SECRET)),
+                // The security tests read the refusal on Braid's page; app_errors.rs has the
+                // same failures going back to the app (the default).
+                errors: ErrorDisplay::Page,
                 ..Default::default()
             },
         );

@@ -211,3 +211,20 @@ pub fn consume(conn: &mut DbConn, id_hash: &[u8], now: Timestamp) -> Result<bool
     .execute(c))?;
     Ok(n == 1)
 }
+
+/// Where a flow's sign-in goes back to, open, ended or expired (until purged): its client,
+/// redirect URI and the app's state.
+pub fn find_return(
+    conn: &mut DbConn,
+    id_hash: &[u8],
+) -> Result<Option<(String, String, Option<String>)>, StorageError> {
+    Ok(on_backend!(conn, c => link_flows::table
+        .filter(link_flows::id_hash.eq(id_hash))
+        .select((
+            link_flows::client_id,
+            link_flows::redirect_uri,
+            link_flows::app_state,
+        ))
+        .get_result(c)
+        .optional())?)
+}
