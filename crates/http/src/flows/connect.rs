@@ -41,6 +41,21 @@ pub enum ConnectError {
     Random(#[from] RandomError),
 }
 
+impl ConnectError {
+    /// The label for metrics (one of [`crate::metrics::SIGN_IN_ERROR_CODES`]).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            ConnectError::UnknownProvider => "unknown_provider",
+            ConnectError::ProviderDisabled => "provider_disabled",
+            ConnectError::Upstream(e) if e.is_upstream_unavailable() => "upstream_unavailable",
+            ConnectError::Upstream(e) if e.is_misconfigured() => "provider_misconfigured",
+            ConnectError::Upstream(_) => "invalid_response",
+            ConnectError::Random(_) => "error",
+            _ => "invalid_request",
+        }
+    }
+}
+
 impl From<SealError> for ConnectError {
     fn from(e: SealError) -> Self {
         match e {

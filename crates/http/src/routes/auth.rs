@@ -7,7 +7,9 @@ use crate::flows::connect::{self, ConnectError};
 use crate::flows::exchange;
 use crate::flows::flow_cookie;
 use crate::flows::grant::GrantError;
+use crate::flows::introspect::{self, IntrospectError};
 use crate::flows::me::{self, BearerError};
+use crate::flows::metadata;
 use crate::flows::refresh;
 use crate::flows::revoke::{self, RevokeError};
 use crate::flows::token_issue::Issued;
@@ -52,8 +54,13 @@ pub fn configure(
     cfg.service(token_endpoint("/auth/exchange-code", exchange_code))
         .service(token_endpoint("/auth/refresh", refresh_token))
         .service(token_endpoint("/auth/revoke", revoke_token))
+        .service(token_endpoint("/auth/introspect", introspect_token))
         .route("/auth/me", web::get().to(me))
-        .route("/.well-known/jwks.json", web::get().to(jwks));
+        .route("/.well-known/jwks.json", web::get().to(jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            web::get().to(authorization_server_metadata),
+        );
 }
 
 async fn connect_start(
@@ -67,6 +74,7 @@ async fn connect_start(
     };
     match result {
         Ok(start) => {
+            state.metrics.sign_in_started(&provider);
             let (name, path) = flow_cookie(state.cookie_secure);
             let cookie = Cookie::build(name, start.flow_cookie)
                 .path(path)
@@ -95,6 +103,11 @@ async fn connect_start(
                 ConnectError::Random(_) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_REQUEST,
             };
+            if state.providers.get(&provider).is_some() {
+                state
+                    .metrics
+                    .sign_in_refused_at_start(&provider, e.outcome());
+            }
             if status.is_server_error() {
                 tracing::error!(provider = %provider, error = %e, "sign-in could not start");
             } else {
@@ -169,11 +182,7 @@ async fn callback(
     clear.make_removal();
     match result {
         Ok(done) => {
-            state
-                .metrics
-                .logins
-                .with_label_values(&[provider_label, "success"])
-                .inc();
+            state.metrics.sign_in_completed(provider_label);
             let mut response = match done.next {
                 Next::App(target) => {
                     crate::routes::link::end_on_login(&req, &state);
@@ -203,11 +212,7 @@ async fn callback(
             response
         }
         Err(e) => {
-            state
-                .metrics
-                .logins
-                .with_label_values(&[provider_label, e.outcome()])
-                .inc();
+            state.metrics.sign_in_failed(provider_label, e.outcome());
             let (status, message) = describe_callback_error(&e);
             if status.is_server_error() {
                 tracing::error!(provider = provider_label, error = %e, "sign-in failed");
@@ -267,6 +272,11 @@ async fn exchange_code(
     state: web::Data<AppState>,
     TokenForm(form): TokenForm,
 ) -> HttpResponse {
+    // The metadata's token endpoint: generic OAuth clients refresh here too.
+    if form.get("grant_type") == Some("refresh_token") {
+        let result = refresh::rotate(&state, &req, &form).await;
+        return grant_response(&state, "refresh", result);
+    }
     let result = exchange::redeem(&state, &req, &form).await;
     grant_response(&state, "exchange_code", result)
 }
@@ -324,6 +334,41 @@ async fn revoke_token(
         }
         Err(RevokeError::Storage(s)) => storage_failure(&s),
     }
+}
+
+async fn introspect_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    TokenForm(form): TokenForm,
+) -> HttpResponse {
+    let result = introspect::introspect(&state, &req, &form).await;
+    let outcome = match &result {
+        Ok(body) if body.is_active() => "success",
+        Ok(_) => "inactive",
+        Err(e) => e.outcome(),
+    };
+    state
+        .metrics
+        .token_requests
+        .with_label_values(&["introspect", outcome])
+        .inc();
+    match result {
+        Ok(body) => token_response(body.into_json()),
+        Err(IntrospectError::InvalidRequest(d)) => oauth_error(OAuthErrorCode::InvalidRequest, d),
+        Err(IntrospectError::InvalidClient(c)) => {
+            oauth_error(OAuthErrorCode::InvalidClient, &c.to_string())
+        }
+        Err(IntrospectError::Storage(s)) => storage_failure(&s),
+    }
+}
+
+async fn authorization_server_metadata(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(header::CacheControl(vec![
+            header::CacheDirective::Public,
+            header::CacheDirective::MaxAge(metadata::MAX_AGE_SECS),
+        ]))
+        .json(metadata::document(&state.settings))
 }
 
 fn storage_failure(e: &braid_storage::StorageError) -> HttpResponse {
