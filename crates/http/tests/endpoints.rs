@@ -472,6 +472,21 @@ async fn a_sign_in_moves_its_counters_and_times_each_upstream_call() {
     );
     introspection(&env, tokens["access_token"].as_str().unwrap()).await;
     introspection(&env, "garbage").await;
+    let revoked = env
+        .app
+        .client
+        .post(env.url("/auth/revoke"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("token", "unknown")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(
+        env.metric(r#"braid_token_requests_total{endpoint="revoke",outcome="success"}"#)
+            .await,
+        Some(1.0)
+    );
     for outcome in ["success", "inactive"] {
         assert_eq!(
             env.metric(&format!(

@@ -326,7 +326,16 @@ async fn revoke_token(
     state: web::Data<AppState>,
     TokenForm(form): TokenForm,
 ) -> HttpResponse {
-    match revoke::revoke(&state, &req, &form).await {
+    let result = revoke::revoke(&state, &req, &form).await;
+    let outcome = result
+        .as_ref()
+        .map_or_else(RevokeError::outcome, |()| "success");
+    state
+        .metrics
+        .token_requests
+        .with_label_values(&["revoke", outcome])
+        .inc();
+    match result {
         Ok(()) => token_response(serde_json::json!({})),
         Err(RevokeError::InvalidRequest(d)) => oauth_error(OAuthErrorCode::InvalidRequest, d),
         Err(RevokeError::InvalidClient(c)) => {
