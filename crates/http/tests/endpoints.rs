@@ -165,6 +165,22 @@ async fn the_metadata_issuer_follows_tokens_issuer() {
         .unwrap();
     assert_eq!(meta["issuer"], "https://id.example.com");
     assert_eq!(meta["jwks_uri"], env.url("/.well-known/jwks.json"));
+    let elsewhere = reqwest::get(env.url(&format!("{METADATA}/tenant")))
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 404);
+
+    // An issuer with a path: the metadata is under it (RFC 8414 §3), where Spring looks.
+    let env = env_with(|s| s.tokens.issuer = Some("https://id.example.com/tenant".into())).await;
+    let meta: Value = reqwest::get(env.url(&format!("{METADATA}/tenant")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["issuer"], "https://id.example.com/tenant");
+    let root = reqwest::get(env.url(METADATA)).await.unwrap();
+    assert_eq!(root.status(), 404);
 }
 
 #[tokio::test]

@@ -28,3 +28,27 @@ pub fn document(settings: &Settings) -> Value {
         "code_challenge_methods_supported": ["S256"],
     })
 }
+
+/// Whether `path` (what follows `/.well-known/oauth-authorization-server`) is the path of
+/// `issuer`: empty for an issuer without one, `/tenant` for `https://auth.example.com/tenant`.
+pub fn is_issuer_path(issuer: &str, path: &str) -> bool {
+    let expected = url::Url::parse(issuer)
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    path == expected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metadata_lives_under_the_issuers_path() {
+        assert!(is_issuer_path("https://auth.example.com", ""));
+        assert!(is_issuer_path("https://auth.example.com/", ""));
+        assert!(is_issuer_path("https://auth.example.com/tenant", "/tenant"));
+        assert!(!is_issuer_path("https://auth.example.com/tenant", ""));
+        assert!(!is_issuer_path("https://auth.example.com", "/other"));
+        assert!(!is_issuer_path("https://auth.example.com", "x"));
+    }
+}

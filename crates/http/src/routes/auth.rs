@@ -57,8 +57,9 @@ pub fn configure(
         .service(token_endpoint("/auth/introspect", introspect_token))
         .route("/auth/me", web::get().to(me))
         .route("/.well-known/jwks.json", web::get().to(jwks))
+        // RFC 8414 §3: an issuer with a path has its metadata under the path.
         .route(
-            "/.well-known/oauth-authorization-server",
+            "/.well-known/oauth-authorization-server{issuer_path:.*}",
             web::get().to(authorization_server_metadata),
         );
 }
@@ -371,7 +372,13 @@ async fn introspect_token(
     }
 }
 
-async fn authorization_server_metadata(state: web::Data<AppState>) -> HttpResponse {
+async fn authorization_server_metadata(
+    state: web::Data<AppState>,
+    issuer_path: web::Path<String>,
+) -> HttpResponse {
+    if !metadata::is_issuer_path(&state.issuer, &issuer_path) {
+        return crate::problem::not_found().await;
+    }
     HttpResponse::Ok()
         .insert_header(header::CacheControl(vec![
             header::CacheDirective::Public,
