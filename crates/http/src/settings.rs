@@ -27,6 +27,18 @@ pub struct Settings {
     pub sms: SmsSettings,
     pub limits: LimitSettings,
     pub views: crate::pages::ViewSettings,
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub bearer_token: Option<Secret>,
+    pub bearer_token_file: Option<PathBuf>,
+    /// `host:port` of a second listener that serves `/metrics` (and `/healthz`); the main
+    /// listener then has no `/metrics`. Unset: `/metrics` on the main listener.
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -335,6 +347,36 @@ impl Settings {
         out.extend(self.session_problems());
         out.extend(self.delivery_problems());
         out.extend(self.limits.problems());
+        out.extend(self.metrics_problems());
+        out
+    }
+
+    fn metrics_problems(&self) -> Vec<String> {
+        let m = &self.metrics;
+        let mut out = Vec::new();
+        // Whether both were set is told by `load_secret_files`, which fills one from the other.
+        if let Some(t) = &m.bearer_token
+            && t.expose().len() < 16
+        {
+            out.push("metrics.bearer_token: must be at least 16 characters".into());
+        }
+        if let Some(listen) = &m.listen {
+            match listen.parse::<std::net::SocketAddr>() {
+                Ok(addr)
+                    if addr.ip().to_string() == self.server.host
+                        && addr.port() == self.server.port
+                        && addr.port() != 0 =>
+                {
+                    out.push(
+                        "metrics.listen: must differ from server.host:server.port".into(),
+                    );
+                }
+                Ok(_) => {}
+                Err(_) => out.push(format!(
+                    "metrics.listen: {listen:?} is not an IP address and port (e.g. \"127.0.0.1:9090\")"
+                )),
+            }
+        }
         out
     }
 
@@ -559,6 +601,9 @@ impl Settings {
     /// Returns the files that could not be read, one line each.
     pub fn load_secret_files(&mut self) -> Vec<String> {
         let mut out = Vec::new();
+        if self.metrics.bearer_token.is_some() && self.metrics.bearer_token_file.is_some() {
+            out.push("metrics: set bearer_token or bearer_token_file, not both".into());
+        }
         let mut load = |at: String, target: &mut Option<Secret>, file: &Option<PathBuf>| {
             if let Some(path) = file {
                 match std::fs::read_to_string(path) {
@@ -590,6 +635,11 @@ impl Settings {
             "sms.webhook_token_file".into(),
             &mut self.sms.webhook_token,
             &self.sms.webhook_token_file,
+        );
+        load(
+            "metrics.bearer_token_file".into(),
+            &mut self.metrics.bearer_token,
+            &self.metrics.bearer_token_file,
         );
         out
     }
@@ -725,6 +775,48 @@ mod tests {
         );
         s.clients.get_mut("app").unwrap().secret = Some(Secret::new("x".repeat(40)));
         assert_eq!(s.problems(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn metrics_settings_are_checked_and_the_token_may_come_from_a_file() {
+        let mut s = Settings::default();
+        s.metrics.listen = Some("localhost:9090".into());
+        s.metrics.bearer_token = Some(Secret::new("short"));
+        let problems = s.problems();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("metrics.listen: \"localhost:9090\" is not")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("metrics.bearer_token: must be at least 16")),
+            "{problems:?}"
+        );
+        s.metrics.listen = Some("127.0.0.1:8080".into());
+        assert!(
+            s.problems()
+                .iter()
+                .any(|p| p.starts_with("metrics.listen: must differ")),
+        );
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "scrape-token-from-a-file\n").unwrap();
+        let mut s = Settings::default();
+        s.metrics.listen = Some("0.0.0.0:9090".into());
+        s.metrics.bearer_token_file = Some(file.path().to_owned());
+        assert_eq!(s.load_secret_files(), Vec::<String>::new());
+        assert_eq!(s.problems(), Vec::<String>::new());
+        assert_eq!(
+            s.metrics.bearer_token.as_ref().map(Secret::expose),
+            Some("scrape-token-from-a-file")
+        );
+        s.metrics.bearer_token = Some(Secret::new("x".repeat(20)));
+        assert_eq!(
+            s.load_secret_files(),
+            ["metrics: set bearer_token or bearer_token_file, not both"]
+        );
     }
 
     #[test]

@@ -21,7 +21,9 @@ use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpMessage, HttpServer, web};
 use braid_core::linking::{LinkPolicy, MatchBy};
-use braid_providers::{MatchedClaims, ProviderError, ProviderRegistry, RegistryOptions};
+use braid_providers::{
+    MatchedClaims, ProviderError, ProviderRegistry, RegistryOptions, UpstreamObserver,
+};
 use braid_storage::repo::keys as key_repo;
 use braid_storage::{Database, StorageError};
 use std::net::TcpListener;
@@ -62,6 +64,8 @@ pub struct Application {
     db: CloseOnDrop,
     port: u16,
     server: Server,
+    /// The `metrics.listen` server and its port, when one is configured.
+    metrics: Option<(u16, Server)>,
 }
 
 /// How long a stopping server waits for database work still running (a background purge)
@@ -82,15 +86,15 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
         let state = prepare_state(settings.clone()).await?;
-        let addr = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind { addr, source })?
-            .port();
+        let (listener, port) = bind(&format!(
+            "{}:{}",
+            settings.server.host, settings.server.port
+        ))?;
+        let metrics_listener = match &settings.metrics.listen {
+            Some(addr) => Some(bind(addr)?),
+            None => None,
+        };
+        let metrics_on_main = metrics_listener.is_none();
         crate::housekeeping::spawn(state.db.clone());
         crate::outbox::worker::Worker::new(state.db.clone(), state.outbox.clone(), &state.metrics)
             .spawn();
@@ -99,6 +103,7 @@ impl Application {
         let link_paths = state.link_paths.clone();
         let state = web::Data::new(state);
         crate::provider_check::spawn(state.clone().into_inner());
+        let metrics_state = state.clone();
         let mut server = HttpServer::new(move || {
             let sessions = state
                 .sessions
@@ -110,7 +115,10 @@ impl Application {
                 .app_data(web::FormConfig::default().limit(MAX_BODY_BYTES))
                 .app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES))
                 .configure(|cfg| {
-                    crate::routes::configure(cfg, &provider_ids, &link_paths, sessions.as_ref())
+                    crate::routes::configure(cfg, &provider_ids, &link_paths, sessions.as_ref());
+                    if metrics_on_main {
+                        cfg.route("/metrics", web::get().to(crate::metrics::metrics));
+                    }
                 })
                 .default_service(web::to(crate::routes::not_found))
                 .wrap(security_headers())
@@ -129,11 +137,21 @@ impl Application {
         if let Some(workers) = settings.server.workers {
             server = server.workers(workers);
         }
+        let metrics = match metrics_listener {
+            Some((listener, port)) => Some((port, metrics_server(metrics_state, listener)?)),
+            None => None,
+        };
         Ok(Self {
             db,
             port,
             server: server.run(),
+            metrics,
         })
+    }
+
+    /// The port of the `metrics.listen` listener, when one is configured.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     pub fn port(&self) -> u16 {
@@ -142,13 +160,57 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM, then drains in-flight requests and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = self.server.await;
+        let served = match self.metrics {
+            Some((_, metrics)) => {
+                let (served, metrics_served) = tokio::join!(self.server, metrics);
+                served.and(metrics_served)
+            }
+            None => self.server.await,
+        };
         let db = self.db.0.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || db.close(CLOSE_WAIT)).await {
             tracing::warn!(error = %e, "closing the database failed");
         }
         served
     }
+}
+
+fn bind(addr: &str) -> Result<(TcpListener, u16), StartupError> {
+    let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+        addr: addr.to_owned(),
+        source,
+    })?;
+    let port = listener
+        .local_addr()
+        .map_err(|source| StartupError::Bind {
+            addr: addr.to_owned(),
+            source,
+        })?
+        .port();
+    Ok((listener, port))
+}
+
+/// The `metrics.listen` server: `/metrics`, `/healthz` and `/readyz`, nothing else.
+fn metrics_server(
+    state: web::Data<AppState>,
+    listener: TcpListener,
+) -> Result<Server, StartupError> {
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "metrics.listen".to_owned(), |a| a.to_string());
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(crate::routes::health::configure)
+            .route("/metrics", web::get().to(crate::metrics::metrics))
+            .default_service(web::to(crate::problem::not_found))
+            .wrap(security_headers())
+    })
+    .workers(1)
+    .listen(listener)
+    .map_err(|source| StartupError::Bind { addr, source })?
+    .shutdown_timeout(10)
+    .run())
 }
 
 /// Connects, migrates (when configured) and makes sure the shared keys exist.
@@ -193,7 +255,9 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
     );
     let keys = KeyRing::load(db.clone(), &settings.keys).await?;
     tracing::debug!(kid = %kid, "signing key ready");
-    let providers = provider_registry(&settings)?;
+    let metrics = Metrics::new()?;
+    let providers = observed_provider_registry(&settings, Some(metrics.upstream_observer()))?;
+    metrics.prepare(&providers);
     tracing::debug!(ms = started.elapsed().as_millis(), "providers ready");
     let clients = Clients::from_settings(&settings.clients);
     let linking = &settings.account_linking;
@@ -226,7 +290,7 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
         providers,
         clients,
         pages: Pages::new(&settings.views)?,
-        metrics: Metrics::new()?,
+        metrics,
         issuer: settings.issuer(),
         cookie_secure: settings.cookie_secure(),
         link_policy,
@@ -235,8 +299,16 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
     })
 }
 
-/// The configured providers, as `serve` and `check-config --providers` build them.
+/// The configured providers, as `check-config --providers` builds them.
 pub fn provider_registry(settings: &Settings) -> Result<ProviderRegistry, ProviderError> {
+    observed_provider_registry(settings, None)
+}
+
+/// The configured providers, telling `observer` the duration of each upstream call.
+fn observed_provider_registry(
+    settings: &Settings,
+    observer: Option<Arc<dyn UpstreamObserver>>,
+) -> Result<ProviderRegistry, ProviderError> {
     let match_by = &settings.account_linking.match_by;
     ProviderRegistry::with_options(
         &settings.federated_login.providers,
@@ -246,6 +318,7 @@ pub fn provider_registry(settings: &Settings) -> Result<ProviderRegistry, Provid
                 email: match_by.contains(&MatchBy::Email),
                 phone: match_by.contains(&MatchBy::Phone),
             },
+            upstream_observer: observer,
             ..RegistryOptions::default()
         },
     )

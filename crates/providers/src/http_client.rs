@@ -14,7 +14,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 use thread_local::ThreadLocal;
 
@@ -70,6 +70,14 @@ impl From<HttpError> for ProviderError {
     }
 }
 
+/// Told how long each upstream call took, e.g. to keep a latency histogram. The providers
+/// crate keeps no metrics itself: the HTTP layer passes one in [`crate::RegistryOptions`].
+pub trait UpstreamObserver: Send + Sync + std::fmt::Debug {
+    /// `provider`: the provider's id (`"unknown"` for a client not bound to one); `seconds`:
+    /// from sending the request to the last byte of the body, or to the failure.
+    fn observe(&self, provider: &str, document: Document, seconds: f64);
+}
+
 /// Cheap to clone: clones share the connection pools.
 ///
 /// One reqwest client (and so one connection pool) per thread, all built from the same
@@ -81,6 +89,8 @@ pub struct HttpClient {
     clients: Arc<ThreadLocal<reqwest::Client>>,
     extra_roots: Arc<[reqwest::Certificate]>,
     limits: HttpLimits,
+    /// The provider this client calls for, and who is told each call's duration.
+    observed: Option<(Arc<str>, Arc<dyn UpstreamObserver>)>,
 }
 
 impl HttpClient {
@@ -112,7 +122,18 @@ impl HttpClient {
             clients: Arc::new(clients),
             extra_roots,
             limits,
+            observed: None,
         })
+    }
+
+    /// This client (sharing its connection pools), reporting each call's duration for
+    /// `provider` to `observer`.
+    #[must_use]
+    pub fn observed_by(&self, provider: &str, observer: Arc<dyn UpstreamObserver>) -> Self {
+        Self {
+            observed: Some((provider.into(), observer)),
+            ..self.clone()
+        }
     }
 
     /// This thread's client.
@@ -138,6 +159,19 @@ impl HttpClient {
     /// [`HttpError::ServerError`], the body is read in chunks and abandoned as soon as it
     /// passes the cap, and a JSON body with a repeated member name is refused.
     pub async fn execute(
+        &self,
+        request: HttpRequest,
+        document: Document,
+    ) -> Result<HttpResponse, HttpError> {
+        let started = Instant::now();
+        let result = self.send(request, document).await;
+        if let Some((provider, observer)) = &self.observed {
+            observer.observe(provider, document, started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    async fn send(
         &self,
         request: HttpRequest,
         document: Document,

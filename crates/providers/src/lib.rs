@@ -28,7 +28,7 @@ pub mod testing;
 pub mod upstream_json;
 
 pub use error::{IdTokenError, ProviderError};
-pub use http_client::{HttpClient, HttpLimits};
+pub use http_client::{HttpClient, HttpLimits, UpstreamObserver};
 pub use login_flow::{AuthorizationRequest, CallbackParams, ExpectedFlow};
 pub use preset::Preset;
 pub use provider::{MatchedClaims, Provider};

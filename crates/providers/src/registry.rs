@@ -1,6 +1,6 @@
 //! All configured providers, built once at start-up.
 
-use crate::http_client::{HttpClient, HttpLimits};
+use crate::http_client::{HttpClient, HttpLimits, UpstreamObserver};
 use crate::provider::{MatchedClaims, Provider};
 use crate::{ProviderError, ProviderSettings};
 use braid_core::ProviderId;
@@ -53,6 +53,10 @@ impl ProviderRegistry {
                 }
                 None => shared.clone(),
             };
+            let http = match &options.upstream_observer {
+                Some(observer) => http.observed_by(id.as_str(), observer.clone()),
+                None => http,
+            };
             let redirect_uri = format!("{base}/auth/connect/{id}/callback");
             let provider =
                 Provider::new(id.clone(), s, redirect_uri, http, options.matched_claims)?;
@@ -77,10 +81,12 @@ impl ProviderRegistry {
 }
 
 /// What every provider of a registry shares.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {
     pub http_limits: HttpLimits,
     pub matched_claims: MatchedClaims,
+    /// Told the duration of every upstream call, by provider and document.
+    pub upstream_observer: Option<Arc<dyn UpstreamObserver>>,
 }
 
 /// An http(s) URL without query or fragment; a trailing slash is dropped.

@@ -37,6 +37,26 @@ impl Document {
             Document::ProfileApi => "profile API response",
         }
     }
+
+    /// A short label for the upstream endpoint that serves this document, for metrics.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Document::Discovery => "discovery",
+            Document::KeySet => "jwks",
+            Document::TokenResponse | Document::IdTokenHeader | Document::IdTokenClaims => "token",
+            Document::UserInfo => "userinfo",
+            Document::ProfileApi => "profile_api",
+        }
+    }
+
+    /// The documents fetched over HTTP (ID token parts come inside the token response).
+    pub const FETCHED: [Document; 5] = [
+        Document::Discovery,
+        Document::KeySet,
+        Document::TokenResponse,
+        Document::UserInfo,
+        Document::ProfileApi,
+    ];
 }
 
 impl fmt::Display for Document {

@@ -326,6 +326,7 @@ mod example_tests {
                     "secret_file",
                     "password_file",
                     "webhook_token_file",
+                    "bearer_token_file",
                 ]
                 .iter()
                 .any(|k| l.starts_with(k))

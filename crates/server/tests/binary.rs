@@ -45,19 +45,30 @@ async fn wait_ready(url: &str, child: &mut Child) -> reqwest::Response {
 
 #[tokio::test]
 async fn starts_in_an_empty_directory_with_no_configuration_and_is_ready() {
-    assert!(
-        TcpListener::bind("127.0.0.1:8080").is_ok(),
-        "this test runs braid on its default port 8080, which another process holds"
-    );
+    // Only the port is set, so the test does not depend on 8080 being free (the default port
+    // itself is checked by the configuration's tests).
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Running(braid(dir.path()).arg("serve").spawn().unwrap());
-    let ready = wait_ready("http://127.0.0.1:8080/readyz", &mut child.0).await;
+    let mut child = Running(
+        braid(dir.path())
+            .arg("serve")
+            .env("BRAID_SERVER__PORT", port.to_string())
+            .spawn()
+            .unwrap(),
+    );
+    let ready = wait_ready(&format!("http://127.0.0.1:{port}/readyz"), &mut child.0).await;
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<serde_json::Value>().await.unwrap()["status"],
         "ready"
     );
-    let health = reqwest::get("http://127.0.0.1:8080/healthz").await.unwrap();
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     assert!(
         dir.path().join("data/braid.db").is_file(),

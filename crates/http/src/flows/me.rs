@@ -36,18 +36,27 @@ pub async fn authenticate(
     let claims = access::verify(&keys, token, &state.issuer, &audiences)
         .map_err(|_| BearerError::Invalid)?;
     let user_id = UserId::parse(&claims.sub).map_err(|_| BearerError::Invalid)?;
-    let (jti, uid) = (claims.jti.clone(), user_id.clone());
-    let active = state
+    if !still_active(state, &claims.jti, &user_id).await? {
+        return Err(BearerError::Invalid);
+    }
+    Ok((claims, user_id))
+}
+
+/// What a valid signature cannot tell: the access token was not revoked and its user is
+/// neither deleted nor disabled.
+pub async fn still_active(
+    state: &AppState,
+    jti: &str,
+    user_id: &UserId,
+) -> Result<bool, StorageError> {
+    let (jti, uid) = (jti.to_owned(), user_id.clone());
+    state
         .db
         .run(move |c| {
             Ok(!revoked_access_tokens::is_revoked(c, &jti)?
                 && users::find(c, &uid)?.is_some_and(|u| !u.disabled))
         })
-        .await?;
-    if !active {
-        return Err(BearerError::Invalid);
-    }
-    Ok((claims, user_id))
+        .await
 }
 
 pub async fn profile(state: &AppState, user_id: UserId) -> Result<Value, BearerError> {

@@ -20,6 +20,17 @@ pub enum RevokeError {
     Storage(#[from] StorageError),
 }
 
+impl RevokeError {
+    /// The label for metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            RevokeError::InvalidRequest(_) => "invalid_request",
+            RevokeError::InvalidClient(_) => "invalid_client",
+            RevokeError::Storage(_) => "unavailable",
+        }
+    }
+}
+
 pub async fn revoke(state: &AppState, req: &HttpRequest, form: &Params) -> Result<(), RevokeError> {
     let token = form
         .get("token")

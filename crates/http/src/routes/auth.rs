@@ -8,7 +8,9 @@ use crate::flows::connect::{self, ConnectError};
 use crate::flows::exchange;
 use crate::flows::flow_cookie;
 use crate::flows::grant::GrantError;
+use crate::flows::introspect::{self, IntrospectError};
 use crate::flows::me::{self, BearerError};
+use crate::flows::metadata;
 use crate::flows::refresh;
 use crate::flows::revoke::{self, RevokeError};
 use crate::flows::token_issue::Issued;
@@ -53,8 +55,14 @@ pub fn configure(
     cfg.service(token_endpoint("/auth/exchange-code", exchange_code))
         .service(token_endpoint("/auth/refresh", refresh_token))
         .service(token_endpoint("/auth/revoke", revoke_token))
+        .service(token_endpoint("/auth/introspect", introspect_token))
         .route("/auth/me", web::get().to(me))
-        .route("/.well-known/jwks.json", web::get().to(jwks));
+        .route("/.well-known/jwks.json", web::get().to(jwks))
+        // RFC 8414 §3: an issuer with a path has its metadata under the path.
+        .route(
+            "/.well-known/oauth-authorization-server{issuer_path:.*}",
+            web::get().to(authorization_server_metadata),
+        );
 }
 
 async fn connect_start(
@@ -68,6 +76,7 @@ async fn connect_start(
     };
     match result {
         Ok(start) => {
+            state.metrics.sign_in_started(&provider);
             let (name, path) = flow_cookie(state.cookie_secure);
             let cookie = Cookie::build(name, start.flow_cookie)
                 .path(path)
@@ -96,6 +105,11 @@ async fn connect_start(
                 ConnectError::Random(_) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_REQUEST,
             };
+            if state.providers.get(&provider).is_some() {
+                state
+                    .metrics
+                    .sign_in_refused_at_start(&provider, e.error_code());
+            }
             if status.is_server_error() {
                 tracing::error!(provider = %provider, error = %e, "sign-in could not start");
             } else {
@@ -177,11 +191,7 @@ async fn callback(
     clear.make_removal();
     match result {
         Ok(done) => {
-            state
-                .metrics
-                .logins
-                .with_label_values(&[provider_label, "success"])
-                .inc();
+            state.metrics.sign_in_completed(provider_label);
             let mut response = match done.next {
                 Next::App(target) => {
                     crate::routes::link::end_on_login(&req, &state);
@@ -213,9 +223,7 @@ async fn callback(
         Err(callback::Failed { error: e, app }) => {
             state
                 .metrics
-                .logins
-                .with_label_values(&[provider_label, e.outcome()])
-                .inc();
+                .sign_in_failed(provider_label, e.outcome(), e.error_code());
             let (status, message) = describe_callback_error(&e);
             let code = e.error_code().as_str();
             if status.is_server_error() {
@@ -303,6 +311,11 @@ async fn exchange_code(
     state: web::Data<AppState>,
     TokenForm(form): TokenForm,
 ) -> HttpResponse {
+    // The metadata's token endpoint: generic OAuth clients refresh here too.
+    if form.get("grant_type") == Some("refresh_token") {
+        let result = refresh::rotate(&state, &req, &form).await;
+        return grant_response(&state, "refresh", result);
+    }
     let result = exchange::redeem(&state, &req, &form).await;
     grant_response(&state, "exchange_code", result)
 }
@@ -352,7 +365,16 @@ async fn revoke_token(
     state: web::Data<AppState>,
     TokenForm(form): TokenForm,
 ) -> HttpResponse {
-    match revoke::revoke(&state, &req, &form).await {
+    let result = revoke::revoke(&state, &req, &form).await;
+    let outcome = result
+        .as_ref()
+        .map_or_else(RevokeError::outcome, |()| "success");
+    state
+        .metrics
+        .token_requests
+        .with_label_values(&["revoke", outcome])
+        .inc();
+    match result {
         Ok(()) => token_response(serde_json::json!({})),
         Err(RevokeError::InvalidRequest(d)) => oauth_error(OAuthErrorCode::InvalidRequest, d),
         Err(RevokeError::InvalidClient(c)) => {
@@ -360,6 +382,47 @@ async fn revoke_token(
         }
         Err(RevokeError::Storage(s)) => storage_failure(&s),
     }
+}
+
+async fn introspect_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    TokenForm(form): TokenForm,
+) -> HttpResponse {
+    let result = introspect::introspect(&state, &req, &form).await;
+    let outcome = match &result {
+        Ok(body) if body.is_active() => "success",
+        Ok(_) => "inactive",
+        Err(e) => e.outcome(),
+    };
+    state
+        .metrics
+        .token_requests
+        .with_label_values(&["introspect", outcome])
+        .inc();
+    match result {
+        Ok(body) => token_response(body.into_json()),
+        Err(IntrospectError::InvalidRequest(d)) => oauth_error(OAuthErrorCode::InvalidRequest, d),
+        Err(IntrospectError::InvalidClient(c)) => {
+            oauth_error(OAuthErrorCode::InvalidClient, &c.to_string())
+        }
+        Err(IntrospectError::Storage(s)) => storage_failure(&s),
+    }
+}
+
+async fn authorization_server_metadata(
+    state: web::Data<AppState>,
+    issuer_path: web::Path<String>,
+) -> HttpResponse {
+    if !metadata::is_issuer_path(&state.issuer, &issuer_path) {
+        return crate::problem::not_found().await;
+    }
+    HttpResponse::Ok()
+        .insert_header(header::CacheControl(vec![
+            header::CacheDirective::Public,
+            header::CacheDirective::MaxAge(metadata::MAX_AGE_SECS),
+        ]))
+        .json(metadata::document(&state.settings))
 }
 
 fn storage_failure(e: &braid_storage::StorageError) -> HttpResponse {

@@ -21,8 +21,7 @@ pub fn configure(
 ) {
     cfg.configure(health::configure)
         .configure(|cfg| link::configure(cfg, &links.select, &links.verify, sessions))
-        .configure(|cfg| auth::configure(cfg, providers, sessions))
-        .route("/metrics", web::get().to(crate::metrics::metrics));
+        .configure(|cfg| auth::configure(cfg, providers, sessions));
 }
 
 /// The answer for a path no route matched: Braid's page on the browser routes (a mistyped

@@ -1,7 +1,7 @@
-//! The request of a token endpoint (`/auth/exchange-code`, `/auth/refresh`, `/auth/revoke`)
-//! up to its parsed form, and every refusal on the way as RFC 6749 §5.2 JSON: another method
-//! (405), a content coding or another content type (415), a body over the limit (413) or one
-//! that does not parse (400). Handlers only see a [`TokenForm`].
+//! The request of a token endpoint (`/auth/exchange-code`, `/auth/refresh`, `/auth/revoke`,
+//! `/auth/introspect`) up to its parsed form, and every refusal on the way as RFC 6749 §5.2
+//! JSON: another method (405), a content coding or another content type (415), a body over the
+//! limit (413) or one that does not parse (400). Handlers only see a [`TokenForm`].
 
 use super::is_form;
 use crate::limits::MAX_BODY_BYTES;

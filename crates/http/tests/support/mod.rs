@@ -11,6 +11,8 @@ use braid_storage::test_support::TestDb;
 
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:{port}` of the `metrics.listen` listener, when one is configured.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub jar: std::sync::Arc<reqwest::cookie::Jar>,
     pub db: TestDb,
@@ -51,6 +53,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     configure(&mut settings);
     let app = Application::build(settings).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     tokio::spawn(app.run_until_stopped());
     let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
     let client = reqwest::Client::builder()
@@ -60,6 +65,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .unwrap();
     TestApp {
         address,
+        metrics_address,
         client,
         jar,
         db,
