@@ -278,6 +278,8 @@ fn existing_ids(tree: &Value) -> BTreeMap<&'static [&'static str], Vec<String>> 
                 Some(ValueKind::Table(t)) => t.keys().cloned().collect(),
                 _ => Vec::new(),
             };
+            let mut ids: Vec<String> = ids;
+            ids.sort();
             (*table, ids)
         })
         .collect()
@@ -511,6 +513,141 @@ mod tests {
             .unwrap()
             .settings;
         assert_eq!(s.keys.publish_delay, 120);
+    }
+
+    const SECRET: &str = "0000123456789012345678901234567890";
+
+    #[test]
+    fn an_environment_id_names_the_files_id_with_dashes() {
+        let f = toml(
+            "[clients.my-app]\nredirect_uris = [\"https://a.example/cb\"]\n\
+             [federated_login.providers.github-corp]\npreset = \"github\"\nclient_id = \"x\"\n",
+        );
+        let loaded = load(
+            Some(f.path()),
+            env(&[
+                ("BRAID_CLIENTS__MY_APP__SECRET", SECRET),
+                (
+                    "BRAID_FEDERATED_LOGIN__PROVIDERS__GITHUB_CORP__CLIENT_SECRET",
+                    "gh",
+                ),
+            ]),
+        )
+        .unwrap();
+        let s = &loaded.settings;
+        assert_eq!(s.clients.keys().collect::<Vec<_>>(), ["my-app"]);
+        assert_eq!(
+            s.clients["my-app"].secret.as_ref().unwrap().expose(),
+            SECRET
+        );
+        assert_eq!(
+            s.federated_login.providers.keys().collect::<Vec<_>>(),
+            ["github-corp"]
+        );
+        assert_eq!(
+            loaded.env,
+            [
+                "BRAID_CLIENTS__MY_APP__SECRET",
+                "BRAID_FEDERATED_LOGIN__PROVIDERS__GITHUB_CORP__CLIENT_SECRET"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_environment_id_new_to_the_file_is_created_as_written() {
+        let s = load(
+            None,
+            env(&[
+                ("BRAID_CLIENTS__MY_APP__SECRET", SECRET),
+                (
+                    "BRAID_CLIENTS__MY_APP__REDIRECT_URIS",
+                    "https://a.example/cb",
+                ),
+            ]),
+        )
+        .unwrap()
+        .settings;
+        assert_eq!(s.clients.keys().collect::<Vec<_>>(), ["my_app"]);
+    }
+
+    #[test]
+    fn an_environment_id_matching_two_of_the_files_ids_is_refused() {
+        let f = toml(
+            "[clients.my-app]\nredirect_uris = [\"https://a.example/cb\"]\npublic = true\n\
+             [clients.my_app]\nredirect_uris = [\"https://b.example/cb\"]\npublic = true\n",
+        );
+        let problems = load(
+            Some(f.path()),
+            env(&[("BRAID_CLIENTS__MY_APP__PUBLIC", "true")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "BRAID_CLIENTS__MY_APP__PUBLIC: matches clients.my-app and clients.my_app in the file, which differ only by case, - or _; rename one"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_value_lists_the_valid_ones_and_the_nearest() {
+        let f = toml(
+            "[federated_login.providers.google]\npreset = \"gogle\"\nclient_id = \"x\"\n\
+             client_secret = \"y\"\n[account_linking]\nmatch_by = [\"email\", \"phon\"]\n",
+        );
+        let problems = load(Some(f.path()), env(&[])).unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                r#"account_linking.match_by[1]: "phon": expected one of email, phone; did you mean "phone"?"#,
+                r#"federated_login.providers.google.preset: "gogle": expected one of google, microsoft, apple, github, gitlab, discord, facebook, oidc; did you mean "google"?"#,
+            ]
+        );
+        assert!(problems.iter().all(|p| !p.contains("variant")));
+    }
+
+    #[test]
+    fn a_missing_required_setting_is_named() {
+        let f = toml("[federated_login.providers.corp]\npreset = \"oidc\"\n");
+        let problems = load(Some(f.path()), env(&[])).unwrap_err();
+        assert_eq!(
+            problems,
+            ["federated_login.providers.corp.client_id: required"]
+        );
+    }
+
+    #[test]
+    fn a_log_level_that_is_not_a_level_is_refused_with_the_nearest() {
+        for (level, near) in [
+            ("warning", "warn"),
+            ("information", "info"),
+            ("debg", "debug"),
+        ] {
+            let problems = load(None, env(&[("BRAID_LOG__LEVEL", level)])).unwrap_err();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(
+                problems[0].starts_with(&format!(
+                    "log.level: {level:?}: expected one of off, error, warn"
+                )) && problems[0].ends_with(&format!("did you mean {near:?}?")),
+                "{problems:?}"
+            );
+        }
+        for ok in ["warn", "INFO", "braid_http=debug,info", "off"] {
+            assert!(load(None, env(&[("BRAID_LOG__LEVEL", ok)])).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn a_secret_from_a_file_counts_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+        let f = toml(&format!(
+            "[clients.app]\nredirect_uris = [\"https://a.example/cb\"]\nsecret_file = {:?}\n",
+            secret.display().to_string()
+        ));
+        let s = load(Some(f.path()), env(&[])).unwrap().settings;
+        assert_eq!(s.clients["app"].secret.as_ref().unwrap().expose(), SECRET);
     }
 
     #[test]
