@@ -82,7 +82,13 @@ enum KeysAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let loaded = match config::load(cli.config.as_deref(), std::env::vars()) {
+    // serve and check-config check everything serve builds at start; the other commands
+    // (healthcheck runs every few seconds) check the settings only.
+    let checks = match cli.command {
+        Command::Serve | Command::CheckConfig { .. } => config::Checks::Startup,
+        _ => config::Checks::Settings,
+    };
+    let loaded = match config::load(checks, cli.config.as_deref(), std::env::vars()) {
         Ok(loaded) => loaded,
         Err(problems) => {
             for p in &problems {
