@@ -440,6 +440,8 @@ mod tests {
                     "https://a.example/cb, https://b.example/cb",
                 ),
                 ("BRAID_ACCOUNT_LINKING__MATCH_BY", "email"),
+                ("BRAID_SESSIONS__ENABLED", "yes"),
+                ("BRAID_SERVER__MIGRATE_ON_START", "False"),
                 ("BRAID_CONFIG", "ignored.toml"),
                 ("BRAID_TEST_DATABASE_URL", "postgres://x@y/z"),
                 ("OTHER", "x"),
@@ -458,6 +460,7 @@ mod tests {
             ["https://a.example/cb", "https://b.example/cb"]
         );
         assert_eq!(s.account_linking.match_by, [MatchBy::Email]);
+        assert!(s.sessions.enabled && !s.server.migrate_on_start);
     }
 
     #[test]

@@ -254,9 +254,10 @@ impl<'de> de::Deserializer<'de> for Reader<'_> {
     number!(deserialize_f64, f64, visit_f64);
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ReadError> {
-        match self.text() {
-            Some("true") => visitor.visit_bool(true),
-            Some("false") => visitor.visit_bool(false),
+        // The words the configuration loader has always taken from the environment.
+        match self.text().map(str::to_lowercase).as_deref() {
+            Some("true" | "yes" | "on" | "1") => visitor.visit_bool(true),
+            Some("false" | "no" | "off" | "0") => visitor.visit_bool(false),
             _ => self.deserialize_any(visitor),
         }
     }
