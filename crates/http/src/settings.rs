@@ -597,18 +597,26 @@ impl Settings {
         out
     }
 
-    /// Replaces every `*_file` secret by the file's content (trailing newline removed).
-    /// Returns the files that could not be read, one line each.
+    /// Replaces every `*_file` secret by the file's content (trailing newline removed); the
+    /// `*_file` setting is then cleared, as the secret is now set once. A secret set both
+    /// ways is left for [`Settings::problems`] to report. Returns the files that could not be
+    /// read, one line each.
     pub fn load_secret_files(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         if self.metrics.bearer_token.is_some() && self.metrics.bearer_token_file.is_some() {
             out.push("metrics: set bearer_token or bearer_token_file, not both".into());
         }
-        let mut load = |at: String, target: &mut Option<Secret>, file: &Option<PathBuf>| {
-            if let Some(path) = file {
-                match std::fs::read_to_string(path) {
+        let mut load = |at: String, target: &mut Option<Secret>, file: &mut Option<PathBuf>| {
+            if target.is_some() {
+                return;
+            }
+            if let Some(path) = file.take() {
+                match std::fs::read_to_string(&path) {
                     Ok(s) => *target = Some(Secret::new(s.trim_end_matches(['\n', '\r']))),
-                    Err(e) => out.push(format!("{at}: cannot read {}: {e}", path.display())),
+                    Err(e) => {
+                        out.push(format!("{at}: cannot read {}: {e}", path.display()));
+                        *file = Some(path);
+                    }
                 }
             }
         };
@@ -616,30 +624,30 @@ impl Settings {
             load(
                 format!("federated_login.providers.{id}.client_secret_file"),
                 &mut p.client_secret,
-                &p.client_secret_file,
+                &mut p.client_secret_file,
             );
         }
         for (id, c) in &mut self.clients {
             load(
                 format!("clients.{id}.secret_file"),
                 &mut c.secret,
-                &c.secret_file,
+                &mut c.secret_file,
             );
         }
         load(
             "smtp.password_file".into(),
             &mut self.smtp.password,
-            &self.smtp.password_file,
+            &mut self.smtp.password_file,
         );
         load(
             "sms.webhook_token_file".into(),
             &mut self.sms.webhook_token,
-            &self.sms.webhook_token_file,
+            &mut self.sms.webhook_token_file,
         );
         load(
             "metrics.bearer_token_file".into(),
             &mut self.metrics.bearer_token,
-            &self.metrics.bearer_token_file,
+            &mut self.metrics.bearer_token_file,
         );
         out
     }
@@ -685,21 +693,30 @@ impl Settings {
     }
 }
 
-/// Redirect URIs: absolute, no fragment; https, http only on loopback (RFC 8252 §7.3), or a
-/// private-use scheme with a dot for native apps (RFC 8252 §7.1).
+/// Redirect URIs: absolute, exact (no `*`), no fragment; https, http only on loopback
+/// (RFC 8252 §7.3), or a private-use scheme with a dot for native apps (RFC 8252 §7.1).
 pub fn check_redirect_uri(uri: &str) -> Result<url::Url, String> {
+    if uri.contains('*') {
+        return Err(format!(
+            "{uri:?}: no wildcards; list each redirect URI exactly (a wildcard would let any matching page receive the exchange code)"
+        ));
+    }
     let u = url::Url::parse(uri).map_err(|e| format!("{uri:?}: {e}"))?;
-    if u.fragment().is_some() {
-        return Err(format!("{uri:?}: must not contain a fragment"));
+    if u.fragment().is_some() || uri.contains('#') {
+        return Err(format!(
+            "{uri:?}: must not contain a fragment (#…); the exchange code goes in the query"
+        ));
     }
     let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     match u.scheme() {
         "https" => Ok(u),
         "http" if loopback => Ok(u),
-        "http" => Err(format!("{uri:?}: http is allowed only on loopback")),
+        "http" => Err(format!(
+            "{uri:?}: http is allowed only on loopback (localhost, 127.0.0.1, [::1]); use https"
+        )),
         s if s.contains('.') => Ok(u),
         _ => Err(format!(
-            "{uri:?}: use https, http on loopback, or a reverse-domain scheme"
+            "{uri:?}: use https, http on loopback, or a reverse-domain scheme (com.example.app:/cb)"
         )),
     }
 }
@@ -756,6 +773,16 @@ mod tests {
         assert!(check_redirect_uri("https://app.example/cb#x").is_err());
         assert!(check_redirect_uri("javascript:alert(1)").is_err());
         assert!(check_redirect_uri("/relative").is_err());
+        for (uri, reason) in [
+            ("https://*.app.example/cb", "no wildcards"),
+            ("https://app.example/*", "no wildcards"),
+            ("https://app.example/cb#", "fragment"),
+            ("http://app.example/cb", "only on loopback"),
+            ("ftp://app.example/cb", "use https"),
+        ] {
+            let e = check_redirect_uri(uri).unwrap_err();
+            assert!(e.contains(reason), "{uri}: {e}");
+        }
     }
 
     #[test]
@@ -812,9 +839,11 @@ mod tests {
             s.metrics.bearer_token.as_ref().map(Secret::expose),
             Some("scrape-token-from-a-file")
         );
-        s.metrics.bearer_token = Some(Secret::new("x".repeat(20)));
+        let mut both = Settings::default();
+        both.metrics.bearer_token = Some(Secret::new("x".repeat(20)));
+        both.metrics.bearer_token_file = Some(file.path().to_owned());
         assert_eq!(
-            s.load_secret_files(),
+            both.load_secret_files(),
             ["metrics: set bearer_token or bearer_token_file, not both"]
         );
     }

@@ -309,19 +309,65 @@ fn observed_provider_registry(
     settings: &Settings,
     observer: Option<Arc<dyn UpstreamObserver>>,
 ) -> Result<ProviderRegistry, ProviderError> {
-    let match_by = &settings.account_linking.match_by;
     ProviderRegistry::with_options(
         &settings.federated_login.providers,
         &settings.server.public_url(),
         RegistryOptions {
-            matched_claims: MatchedClaims {
-                email: match_by.contains(&MatchBy::Email),
-                phone: match_by.contains(&MatchBy::Phone),
-            },
             upstream_observer: observer,
-            ..RegistryOptions::default()
+            ..registry_options(settings)
         },
     )
+}
+
+fn registry_options(settings: &Settings) -> RegistryOptions {
+    let match_by = &settings.account_linking.match_by;
+    RegistryOptions {
+        matched_claims: MatchedClaims {
+            email: match_by.contains(&MatchBy::Email),
+            phone: match_by.contains(&MatchBy::Phone),
+        },
+        ..RegistryOptions::default()
+    }
+}
+
+/// What `serve` builds from the settings and the files they name before it listens (every
+/// provider with its CA file and Apple key, the page and message templates, the mail and SMS
+/// senders), built here and dropped: one line per problem, prefixed with the setting's path.
+/// The configuration loader runs it for every command, so `check-config` refuses exactly
+/// what would stop `serve`.
+pub fn startup_problems(settings: &Settings) -> Vec<String> {
+    let mut out = ProviderRegistry::build(
+        &settings.federated_login.providers,
+        &settings.server.public_url(),
+        registry_options(settings),
+    )
+    .err()
+    .unwrap_or_default();
+    if let Err(e) = Pages::new(&settings.views) {
+        out.push(format!("views.templates_dir: {e}"));
+    }
+    // The mail sender's connection pool needs a runtime to be built and dropped in.
+    let outbox = || match Outbox::from_settings(settings) {
+        Ok(_) => None,
+        Err(OutboxError::Config(e)) => Some(e),
+        Err(e) => Some(format!("views.templates_dir: {e}")),
+    };
+    let outbox_problem = if tokio::runtime::Handle::try_current().is_ok() {
+        outbox()
+    } else {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => {
+                let _entered = runtime.enter();
+                outbox()
+            }
+            Err(e) => Some(format!("cannot start a runtime to check smtp: {e}")),
+        }
+    };
+    out.extend(outbox_problem);
+    out
 }
 
 fn security_headers() -> DefaultHeaders {

@@ -46,14 +46,18 @@ impl AppleSigningKey {
             return Ok(None);
         };
         let pem = std::fs::read(path).map_err(|e| {
-            ProviderError::Config(format!("cannot read {}: {}", path.display(), e.kind()))
+            ProviderError::Config(format!(
+                "private_key_file: cannot read {}: {}",
+                path.display(),
+                e.kind()
+            ))
         })?;
         Self::from_pem(team_id, key_id, &pem).map(Some)
     }
 
     pub(crate) fn from_pem(team_id: &str, key_id: &str, pem: &[u8]) -> Result<Self, ProviderError> {
         let key = EncodingKey::from_ec_pem(pem).map_err(|_| {
-            ProviderError::Config("private_key_file is not a PKCS#8 EC (P-256) key".into())
+            ProviderError::Config("private_key_file: not a PKCS#8 EC (P-256) key".into())
         })?;
         Ok(Self {
             team_id: team_id.to_owned(),

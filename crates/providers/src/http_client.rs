@@ -109,7 +109,7 @@ impl HttpClient {
             Some(pem) => reqwest::Certificate::from_pem_bundle(pem)
                 .ok()
                 .filter(|certs| !certs.is_empty())
-                .ok_or_else(|| ProviderError::Config("ca_file holds no PEM certificate".into()))?
+                .ok_or_else(|| ProviderError::Config("ca_file: holds no PEM certificate".into()))?
                 .into(),
             None => Arc::new([]),
         };

@@ -32,7 +32,7 @@ pub use http_client::{HttpClient, HttpLimits, UpstreamObserver};
 pub use login_flow::{AuthorizationRequest, CallbackParams, ExpectedFlow};
 pub use preset::Preset;
 pub use provider::{MatchedClaims, Provider};
-pub use registry::{ProviderRegistry, RegistryOptions};
+pub use registry::{ProviderRegistry, RegistryOptions, callback_url};
 pub use settings::ProviderSettings;
 pub use status::ProviderStatus;
 pub use upstream_json::Document;

@@ -87,7 +87,11 @@ fn credential(settings: &ProviderSettings) -> Result<ClientCredential, ProviderE
     match &settings.client_secret_file {
         Some(path) => {
             let raw = std::fs::read_to_string(path).map_err(|e| {
-                ProviderError::Config(format!("cannot read {}: {}", path.display(), e.kind()))
+                ProviderError::Config(format!(
+                    "client_secret_file: cannot read {}: {}",
+                    path.display(),
+                    e.kind()
+                ))
             })?;
             Ok(ClientCredential::Secret(Secret::new(
                 raw.trim_end_matches(['\n', '\r']),

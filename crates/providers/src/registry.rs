@@ -29,40 +29,76 @@ impl ProviderRegistry {
         callback_base: &str,
         options: RegistryOptions,
     ) -> Result<Self, ProviderError> {
+        Self::build(settings, callback_base, options)
+            .map_err(|problems| ProviderError::Config(problems.join("; ")))
+    }
+
+    /// Builds every provider, reading the files they name (`ca_file`, Apple's
+    /// `private_key_file`, `client_secret_file`). `Err` holds every problem of every provider,
+    /// one line each, prefixed with the setting's path: `check-config` and `serve` both call
+    /// this, so they refuse the same settings.
+    pub fn build(
+        settings: &BTreeMap<String, ProviderSettings>,
+        callback_base: &str,
+        options: RegistryOptions,
+    ) -> Result<Self, Vec<String>> {
         let limits = options.http_limits;
-        let base = callback_base_url(callback_base)?;
-        let shared = HttpClient::with_limits(limits, None)?;
+        let base = callback_base_url(callback_base)
+            .map_err(|e| vec![format!("server.public_url: {}", config_message(e))])?;
+        let shared = HttpClient::with_limits(limits, None).map_err(|e| vec![config_message(e)])?;
         let mut providers = BTreeMap::new();
+        let mut out = Vec::new();
         for (name, s) in settings {
+            let at = format!("federated_login.providers.{name}");
             let problems = s.problems(name);
             if !problems.is_empty() {
-                return Err(ProviderError::Config(problems.join("; ")));
+                out.extend(problems);
+                continue;
             }
-            let id = ProviderId::parse(name)
-                .map_err(|e| ProviderError::Config(format!("{name}: {e}")))?;
+            let id = match ProviderId::parse(name) {
+                Ok(id) => id,
+                Err(e) => {
+                    out.push(format!("{at}: {e}"));
+                    continue;
+                }
+            };
             let http = match &s.ca_file {
-                Some(path) => {
-                    let pem = std::fs::read(path).map_err(|e| {
-                        ProviderError::Config(format!(
-                            "cannot read {}: {}",
+                Some(path) => match std::fs::read(path) {
+                    Ok(pem) => match HttpClient::with_limits(limits, Some(&pem)) {
+                        Ok(http) => http,
+                        Err(e) => {
+                            out.push(at_setting(&at, config_message(e)));
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        out.push(format!(
+                            "{at}.ca_file: cannot read {}: {}",
                             path.display(),
                             e.kind()
-                        ))
-                    })?;
-                    HttpClient::with_limits(limits, Some(&pem))?
-                }
+                        ));
+                        continue;
+                    }
+                },
                 None => shared.clone(),
             };
             let http = match &options.upstream_observer {
                 Some(observer) => http.observed_by(id.as_str(), observer.clone()),
                 None => http,
             };
-            let redirect_uri = format!("{base}/auth/connect/{id}/callback");
-            let provider =
-                Provider::new(id.clone(), s, redirect_uri, http, options.matched_claims)?;
-            providers.insert(id, Arc::new(provider));
+            let redirect_uri = join_callback(&base, id.as_str());
+            match Provider::new(id.clone(), s, redirect_uri, http, options.matched_claims) {
+                Ok(provider) => {
+                    providers.insert(id, Arc::new(provider));
+                }
+                Err(e) => out.push(at_setting(&at, config_message(e))),
+            }
         }
-        Ok(Self { providers })
+        if out.is_empty() {
+            Ok(Self { providers })
+        } else {
+            Err(out)
+        }
     }
 
     /// The provider with exactly this id (case-sensitive; `GOOGLE` is not `google`).
@@ -87,6 +123,36 @@ pub struct RegistryOptions {
     pub matched_claims: MatchedClaims,
     /// Told the duration of every upstream call, by provider and document.
     pub upstream_observer: Option<Arc<dyn UpstreamObserver>>,
+}
+
+/// The settings a start-up error may name first (`private_key_file: cannot read …`).
+const FILE_SETTINGS: [&str; 3] = ["ca_file", "private_key_file", "client_secret_file"];
+
+/// `federated_login.providers.apple.private_key_file: cannot read …`.
+fn at_setting(at: &str, message: String) -> String {
+    match message.split_once(": ") {
+        Some((head, rest)) if FILE_SETTINGS.contains(&head) => format!("{at}.{head}: {rest}"),
+        _ => format!("{at}: {message}"),
+    }
+}
+
+fn config_message(e: ProviderError) -> String {
+    match e {
+        ProviderError::Config(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// The callback URL of provider `id` when Braid's public URL is `public_url`: the redirect URI
+/// to register at the provider (`None` when `public_url` is not an http(s) URL).
+pub fn callback_url(public_url: &str, id: &str) -> Option<String> {
+    callback_base_url(public_url)
+        .ok()
+        .map(|base| join_callback(&base, id))
+}
+
+fn join_callback(base: &str, id: &str) -> String {
+    format!("{base}/auth/connect/{id}/callback")
 }
 
 /// An http(s) URL without query or fragment; a trailing slash is dropped.

@@ -2,6 +2,7 @@
 
 mod config;
 mod import;
+mod startup_lines;
 mod telemetry;
 
 use braid_core::Timestamp;
@@ -81,8 +82,14 @@ enum KeysAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match config::load(cli.config.as_deref(), std::env::vars()) {
-        Ok(s) => s,
+    // serve and check-config check everything serve builds at start; the other commands
+    // (healthcheck runs every few seconds) check the settings only.
+    let checks = match cli.command {
+        Command::Serve | Command::CheckConfig { .. } => config::Checks::Startup,
+        _ => config::Checks::Settings,
+    };
+    let loaded = match config::load(checks, cli.config.as_deref(), std::env::vars()) {
+        Ok(loaded) => loaded,
         Err(problems) => {
             for p in &problems {
                 eprintln!("{p}");
@@ -94,20 +101,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let settings = &loaded.settings;
     match cli.command {
-        Command::CheckConfig { providers } => check_config(&settings, providers),
-        Command::Migrate => run_blocking(|| migrate(&settings)),
+        Command::CheckConfig { providers } => check_config(settings, providers),
+        Command::Migrate => run_blocking(|| migrate(settings)),
         Command::Keys {
             action: KeysAction::Rotate,
-        } => run_blocking(|| rotate_keys(&settings)),
+        } => run_blocking(|| rotate_keys(settings)),
         Command::Keys {
             action: KeysAction::List,
-        } => run_blocking(|| list_keys(&settings)),
-        Command::Healthcheck => run_blocking(|| healthcheck(&settings)),
+        } => run_blocking(|| list_keys(settings)),
+        Command::Healthcheck => run_blocking(|| healthcheck(settings)),
         Command::Users {
             action: UsersAction::Import { file, skip_invalid },
-        } => import_users(&settings, &file, skip_invalid),
-        Command::Serve => serve(settings),
+        } => import_users(settings, &file, skip_invalid),
+        Command::Serve => serve(loaded),
     }
 }
 
@@ -321,13 +329,14 @@ fn healthcheck(settings: &Settings) -> Result<(), String> {
     }
 }
 
-fn serve(settings: Settings) -> ExitCode {
-    telemetry::init(&settings.log);
+fn serve(loaded: config::Loaded) -> ExitCode {
+    telemetry::init(&loaded.settings.log);
+    startup_lines::log(&loaded);
+    let settings = loaded.settings;
     let result = actix_web::rt::System::new().block_on(async move {
         let next = settings.next_steps();
-        let database = braid_storage::redact(&settings.database.url);
         let app = Application::build(settings).await?;
-        tracing::info!(port = app.port(), %database, "braid is listening");
+        tracing::info!(port = app.port(), "braid is listening");
         if !next.is_empty() {
             tracing::info!("to configure next: {}", next.join("; "));
         }

@@ -142,7 +142,10 @@ fn check_config_prints_one_line_per_problem_and_fails() {
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<_> = stderr.lines().collect();
-    assert!(lines.contains(&"server.prot: unknown key"), "{stderr}");
+    assert!(
+        lines.contains(&r#"server.prot: unknown key; did you mean "server.port"?"#),
+        "{stderr}"
+    );
     assert!(
         lines
             .iter()
@@ -460,4 +463,192 @@ async fn a_repeated_member_in_a_providers_document_is_logged_at_warn_with_provid
         "{warning}"
     );
     assert_eq!(idp.authorize_calls(), 0);
+}
+
+/// A configuration with one mistake of each kind an operator makes.
+const FIVE_MISTAKES: &str = r#"
+[server]
+public_url = "https://auth.example.com"
+
+[log]
+level = "warning"
+
+[federated_login.providers.google]
+preset = "gogle"
+client_id = "x"
+client_secret = "y"
+
+[federated_login.providers.apple]
+preset = "apple"
+client_id = "com.example.web"
+team_id = "TEAM123456"
+key_id = "KEY1234567"
+private_key_file = "missing-apple-key.p8"
+
+[clients.app]
+redirect_uris = ["https://*.app.example/cb"]
+public = true
+
+[tokens]
+acces_token_ttl = 300
+"#;
+
+const FIVE_EXPECTED: [&str; 5] = [
+    r#"tokens.acces_token_ttl: unknown key; did you mean "tokens.access_token_ttl"?"#,
+    r#"federated_login.providers.google.preset: "gogle": expected one of google, microsoft, apple, github, gitlab, discord, facebook, oidc; did you mean "google"?"#,
+    r#"clients.app.redirect_uris: "https://*.app.example/cb": no wildcards"#,
+    r#"log.level: "warning": expected one of off, error, warn, info, debug, trace, or target=level directives; did you mean "warn"?"#,
+    "federated_login.providers.apple.private_key_file: cannot read missing-apple-key.p8",
+];
+
+#[test]
+fn check_config_finds_each_deliberate_mistake_in_one_run_and_serve_names_them_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), FIVE_MISTAKES).unwrap();
+    for command in ["check-config", "serve"] {
+        let out = braid(dir.path())
+            .args([command, "--config", "bad.toml"])
+            .env("BRAID_SERVER__PORT", "0")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        for expected in FIVE_EXPECTED {
+            assert!(
+                lines.iter().any(|l| l.starts_with(expected)),
+                "{command}: {expected} not in\n{stderr}"
+            );
+        }
+        assert_eq!(
+            lines.len(),
+            FIVE_EXPECTED.len() + 1,
+            "one line per mistake and the count:\n{stderr}"
+        );
+        assert_eq!(
+            lines.last(),
+            Some(&"braid: 5 configuration problem(s); see config/braid.example.toml")
+        );
+        for jargon in ["variant", "invalid type", "serde", "struct "] {
+            assert!(!stderr.contains(jargon), "{jargon} in {stderr}");
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "serve created nothing"
+    );
+}
+
+#[test]
+fn the_first_lines_of_serve_say_what_was_read_and_what_is_configured() {
+    use std::io::BufRead;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("braid.toml"),
+        r#"
+[server]
+public_url = "https://auth.example.com/"
+
+[federated_login.providers.github-corp]
+preset = "github"
+client_id = "gh-client"
+
+[clients.my-app]
+redirect_uris = ["https://app.example.com/cb", "http://127.0.0.1:3000/cb"]
+"#,
+    )
+    .unwrap();
+    let mut child = Running(
+        braid(dir.path())
+            .args(["serve", "--config", "braid.toml"])
+            .env("BRAID_SERVER__PORT", "0")
+            .env("BRAID_LOG__FORMAT", "json")
+            .env(
+                "BRAID_FEDERATED_LOGIN__PROVIDERS__GITHUB_CORP__CLIENT_SECRET",
+                "gh-s3cret",
+            )
+            .env(
+                "BRAID_CLIENTS__MY_APP__SECRET",
+                "app-s3cret-0123456789012345678901234",
+            )
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+    {
+        let done = line.contains("braid is listening");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let all = lines.join("\n");
+    assert!(all.contains("braid is listening"), "{all}");
+    assert!(!all.contains("s3cret"), "a secret was logged: {all}");
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let event = |message: &str| {
+        events
+            .iter()
+            .find(|e| e["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} line in {all}"))["fields"]
+            .clone()
+    };
+    let config = event("configuration read");
+    assert_eq!(config["file"], "braid.toml");
+    assert_eq!(
+        config["environment"],
+        "BRAID_CLIENTS__MY_APP__SECRET, BRAID_FEDERATED_LOGIN__PROVIDERS__GITHUB_CORP__CLIENT_SECRET, \
+         BRAID_LOG__FORMAT, BRAID_SERVER__PORT",
+        "names, not values"
+    );
+    let db = event("database");
+    assert_eq!(db["backend"], "sqlite");
+    assert_eq!(db["location"], "data/braid.db");
+    assert_eq!(
+        event("public URL")["public_url"],
+        "https://auth.example.com"
+    );
+    let provider = event("provider: register the callback URL at the provider");
+    assert_eq!(provider["provider"], "github-corp");
+    assert_eq!(provider["preset"], "github");
+    assert_eq!(
+        provider["callback_url"],
+        "https://auth.example.com/auth/connect/github-corp/callback"
+    );
+    let client = event("client");
+    assert_eq!(client["client"], "my-app");
+    assert_eq!(
+        client["redirect_uris"],
+        "https://app.example.com/cb, http://127.0.0.1:3000/cb"
+    );
+    // These come first: before the database is opened and anything else is logged.
+    let first: Vec<_> = events
+        .iter()
+        .take(5)
+        .map(|e| {
+            e["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        first,
+        [
+            "configuration read",
+            "database",
+            "public URL",
+            "provider: register the callback URL at the provider",
+            "client"
+        ]
+    );
 }
