@@ -27,6 +27,10 @@ pub struct Settings {
     pub sms: SmsSettings,
     pub limits: LimitSettings,
     pub views: crate::pages::ViewSettings,
+    /// `braid serve --dev` (see [`crate::dev::enable`]); never read from a file or the
+    /// environment.
+    #[serde(skip)]
+    pub dev: Option<crate::dev::DevMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,7 +30,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (migrates the database first unless server.migrate_on_start = false).
-    Serve,
+    Serve {
+        /// Development mode, not for production: loopback only, a throw-away database unless
+        /// database.url is set, two built-in test providers and a demo app at /dev/app.
+        #[arg(long)]
+        dev: bool,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Validate the configuration: one line per problem, non-zero exit if any.
@@ -107,7 +112,17 @@ fn main() -> ExitCode {
         Command::Users {
             action: UsersAction::Import { file, skip_invalid },
         } => import_users(&settings, &file, skip_invalid),
-        Command::Serve => serve(settings),
+        Command::Serve { dev: false } => serve(settings),
+        Command::Serve { dev: true } => {
+            let mut settings = settings;
+            match braid_http::dev::enable(&mut settings) {
+                Ok(()) => serve(settings),
+                Err(e) => {
+                    eprintln!("braid: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }
 
