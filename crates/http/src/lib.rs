@@ -2,6 +2,7 @@
 
 pub mod app_errors;
 pub mod clients;
+pub mod dev;
 pub mod flows;
 pub mod housekeeping;
 pub mod keys;

@@ -12,7 +12,7 @@ use crate::flows::link_select::SelectView;
 use crate::flows::link_verify::VerifyView;
 
 /// The templates in the binary, by file name.
-const EMBEDDED: [(&str, &str); 5] = [
+const EMBEDDED: [(&str, &str); 8] = [
     ("base.html", include_str!("../../../templates/base.html")),
     ("error.html", include_str!("../../../templates/error.html")),
     (
@@ -24,6 +24,18 @@ const EMBEDDED: [(&str, &str); 5] = [
         include_str!("../../../templates/link_verify.html"),
     ),
     ("style.css", include_str!("../../../templates/style.css")),
+    (
+        "dev/idp_authorize.html",
+        include_str!("../../../templates/dev/idp_authorize.html"),
+    ),
+    (
+        "dev/app.html",
+        include_str!("../../../templates/dev/app.html"),
+    ),
+    (
+        "dev/app_callback.html",
+        include_str!("../../../templates/dev/app_callback.html"),
+    ),
 ];
 
 /// Settings of the pages (`[views]`).
@@ -74,6 +86,8 @@ pub struct Pages {
     tera: Tera,
     style: String,
     csp: String,
+    /// `braid serve --dev`: every page says it is not for production.
+    dev_banner: bool,
 }
 
 impl Pages {
@@ -96,7 +110,28 @@ impl Pages {
         let csp = format!(
             "default-src 'none'; style-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
         );
-        Ok(Self { tera, style, csp })
+        Ok(Self {
+            tera,
+            style,
+            csp,
+            dev_banner: false,
+        })
+    }
+
+    /// Pages of a development instance carry a "not for production" banner.
+    pub fn with_dev_banner(mut self, on: bool) -> Self {
+        self.dev_banner = on;
+        self
+    }
+
+    /// A page of the development instance (see [`crate::dev`]).
+    pub(crate) fn render_page(
+        &self,
+        status: StatusCode,
+        template: &str,
+        ctx: Context,
+    ) -> HttpResponse {
+        self.render(status, template, ctx)
     }
 
     fn render(&self, status: StatusCode, template: &str, ctx: Context) -> HttpResponse {
@@ -125,6 +160,7 @@ impl Pages {
         csp: &str,
     ) -> HttpResponse {
         ctx.insert("style", &self.style);
+        ctx.insert("dev_banner", &self.dev_banner);
         match self.tera.render(template, &ctx) {
             Ok(body) => HttpResponse::build(status)
                 .insert_header((header::CONTENT_SECURITY_POLICY, csp))

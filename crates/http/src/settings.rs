@@ -28,6 +28,10 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub views: crate::pages::ViewSettings,
     pub metrics: MetricsSettings,
+    /// `braid serve --dev` (see [`crate::dev::enable`]); never read from a file or the
+    /// environment.
+    #[serde(skip)]
+    pub dev: Option<crate::dev::DevMode>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -58,6 +58,8 @@ pub enum StartupError {
     Outbox(#[from] OutboxError),
     #[error("sessions: {0}")]
     Sessions(#[from] crate::sessions::SessionSetupError),
+    #[error("development mode: {0}")]
+    Dev(#[from] crate::dev::DevStartError),
 }
 
 pub struct Application {
@@ -66,6 +68,8 @@ pub struct Application {
     server: Server,
     /// The `metrics.listen` server and its port, when one is configured.
     metrics: Option<(u16, Server)>,
+    /// `--dev`'s throw-away database folder, removed once the server has stopped.
+    dev_temp_dir: Option<std::path::PathBuf>,
 }
 
 /// How long a stopping server waits for database work still running (a background purge)
@@ -101,6 +105,7 @@ impl Application {
         let db = CloseOnDrop(state.db.clone());
         let provider_ids: Vec<String> = state.providers.ids().map(ToString::to_string).collect();
         let link_paths = state.link_paths.clone();
+        let dev = state.dev.clone();
         let state = web::Data::new(state);
         crate::provider_check::spawn(state.clone().into_inner());
         let metrics_state = state.clone();
@@ -115,7 +120,13 @@ impl Application {
                 .app_data(web::FormConfig::default().limit(MAX_BODY_BYTES))
                 .app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES))
                 .configure(|cfg| {
-                    crate::routes::configure(cfg, &provider_ids, &link_paths, sessions.as_ref());
+                    crate::routes::configure(
+                        cfg,
+                        &provider_ids,
+                        &link_paths,
+                        sessions.as_ref(),
+                        dev.as_ref(),
+                    );
                     if metrics_on_main {
                         cfg.route("/metrics", web::get().to(crate::metrics::metrics));
                     }
@@ -146,6 +157,7 @@ impl Application {
             port,
             server: server.run(),
             metrics,
+            dev_temp_dir: settings.dev.as_ref().and_then(|d| d.temp_dir.clone()),
         })
     }
 
@@ -170,6 +182,11 @@ impl Application {
         let db = self.db.0.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || db.close(CLOSE_WAIT)).await {
             tracing::warn!(error = %e, "closing the database failed");
+        }
+        if let Some(dir) = &self.dev_temp_dir
+            && let Err(e) = std::fs::remove_dir_all(dir)
+        {
+            tracing::warn!(error = %e, dir = %dir.display(), "the throw-away database was not removed");
         }
         served
     }
@@ -289,12 +306,16 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
         keys,
         providers,
         clients,
-        pages: Pages::new(&settings.views)?,
+        pages: Pages::new(&settings.views)?.with_dev_banner(settings.dev.is_some()),
         metrics,
         issuer: settings.issuer(),
         cookie_secure: settings.cookie_secure(),
         link_policy,
         outbox: Arc::new(Outbox::from_settings(&settings)?),
+        dev: match &settings.dev {
+            Some(dev) => Some(Arc::new(crate::dev::DevState::new(&settings, dev)?)),
+            None => None,
+        },
         settings,
     })
 }

@@ -45,6 +45,8 @@ pub struct AppState {
     pub outbox: Arc<Outbox>,
     /// Server-side sessions, when `sessions.enabled`.
     pub sessions: Option<crate::sessions::Sessions>,
+    /// The development providers and demo app of `braid serve --dev`.
+    pub dev: Option<Arc<crate::dev::DevState>>,
 }
 
 impl AppState {

@@ -31,7 +31,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (migrates the database first unless server.migrate_on_start = false).
-    Serve,
+    Serve {
+        /// Development mode, not for production: loopback only, a throw-away database unless
+        /// database.url is set, two built-in test providers and a demo app at /dev/app.
+        #[arg(long)]
+        dev: bool,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Validate the configuration: one line per problem, non-zero exit if any.
@@ -85,7 +90,7 @@ fn main() -> ExitCode {
     // serve and check-config check everything serve builds at start; the other commands
     // (healthcheck runs every few seconds) check the settings only.
     let checks = match cli.command {
-        Command::Serve | Command::CheckConfig { .. } => config::Checks::Startup,
+        Command::Serve { .. } | Command::CheckConfig { .. } => config::Checks::Startup,
         _ => config::Checks::Settings,
     };
     let loaded = match config::load(checks, cli.config.as_deref(), std::env::vars()) {
@@ -115,7 +120,17 @@ fn main() -> ExitCode {
         Command::Users {
             action: UsersAction::Import { file, skip_invalid },
         } => import_users(settings, &file, skip_invalid),
-        Command::Serve => serve(loaded),
+        Command::Serve { dev: false } => serve(loaded),
+        Command::Serve { dev: true } => {
+            let mut loaded = loaded;
+            match braid_http::dev::enable(&mut loaded.settings) {
+                Ok(()) => serve(loaded),
+                Err(e) => {
+                    eprintln!("braid: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }
 
@@ -334,7 +349,12 @@ fn serve(loaded: config::Loaded) -> ExitCode {
     startup_lines::log(&loaded);
     let settings = loaded.settings;
     let result = actix_web::rt::System::new().block_on(async move {
-        let next = settings.next_steps();
+        // A development run is configured on purpose: no advice for a deployment.
+        let next = if settings.dev.is_some() {
+            Vec::new()
+        } else {
+            settings.next_steps()
+        };
         let app = Application::build(settings).await?;
         tracing::info!(port = app.port(), "braid is listening");
         if !next.is_empty() {

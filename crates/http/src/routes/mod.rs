@@ -12,13 +12,17 @@ pub type SessionLayer = SessionMiddleware<crate::sessions::Store>;
 
 /// `providers`: the configured provider ids (see [`auth::configure`]); `links`: the paths of
 /// the manual link pages; `sessions`: the middleware for the routes that use sessions, when
-/// they are on.
+/// they are on; `dev`: the development routes of `braid serve --dev`, registered only then.
 pub fn configure(
     cfg: &mut web::ServiceConfig,
     providers: &[String],
     links: &LinkPaths,
     sessions: Option<&SessionLayer>,
+    dev: Option<&std::sync::Arc<crate::dev::DevState>>,
 ) {
+    if let Some(dev) = dev {
+        crate::dev::configure(cfg, dev);
+    }
     cfg.configure(health::configure)
         .configure(|cfg| link::configure(cfg, &links.select, &links.verify, sessions))
         .configure(|cfg| auth::configure(cfg, providers, sessions));
