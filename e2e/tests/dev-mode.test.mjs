@@ -103,14 +103,20 @@ test('braid serve --dev: the demo app shows automatic linking by a verified emai
 
 test('braid serve --dev: the throw-away database is removed when Braid stops', { skip: SKIP, timeout: 30_000 }, async () => {
   const braid = await startBraid({ bin: braidBinFromEnv(), port: await freePort(), dev: true });
-  const listening = braid
-    .output()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l))
-    .find((l) => l.fields?.message === 'braid is listening');
-  const file = listening?.fields?.database?.replace(/^sqlite:\/\//, '');
-  assert.ok(file && existsSync(file), `a temp database in the log: ${braid.output().slice(-2000)}`);
+  let file;
+  try {
+    const database = braid
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l))
+      .find((l) => l.fields?.message === 'database');
+    file = database?.fields?.backend === 'sqlite' ? database.fields.location : undefined;
+    assert.ok(file && existsSync(file), `a temp database in the log: ${braid.output().slice(-2000)}`);
+  } catch (e) {
+    await braid.stop();
+    throw e;
+  }
   const stopped = await braid.stop();
   assert.equal(stopped.code, 0);
   assert.equal(existsSync(file), false);
