@@ -115,6 +115,14 @@ pub enum Reason {
     AlreadyConnected,
     LinkingDisabled,
     NoCandidates,
+    /// Users matched, and one was left out because it already has an identity at this
+    /// provider (another account there: never merged on an address).
+    CandidateHasProviderIdentity,
+    /// Users matched, all disabled.
+    CandidateDisabled,
+    /// Users matched, none of them linkable: not verified on both sides for an automatic
+    /// link, and nothing to prove ownership with for a manual one.
+    NoProvableCandidate,
     SingleVerifiedMatch,
     AmbiguousMatch,
     UnverifiedMatchOnly,
@@ -132,6 +140,9 @@ impl Reason {
             Reason::AlreadyConnected => "already_connected",
             Reason::LinkingDisabled => "linking_disabled",
             Reason::NoCandidates => "no_candidates",
+            Reason::CandidateHasProviderIdentity => "candidate_has_provider_identity",
+            Reason::CandidateDisabled => "candidate_disabled",
+            Reason::NoProvableCandidate => "no_provable_candidate",
             Reason::SingleVerifiedMatch => "single_verified_match",
             Reason::AmbiguousMatch => "ambiguous_match",
             Reason::UnverifiedMatchOnly => "unverified_match_only",
@@ -263,7 +274,7 @@ fn manual_or_create(candidates: &[Candidate], policy: &LinkPolicy, reason: Reaso
             conflict(policy, reason)
         } else {
             Decision::CreateUser {
-                reason: Reason::NoCandidates,
+                reason: left_out(candidates),
             }
         };
     }
@@ -276,6 +287,19 @@ fn manual_or_create(candidates: &[Candidate], policy: &LinkPolicy, reason: Reaso
         conflict(policy, reason)
     } else {
         Decision::CreateUser { reason }
+    }
+}
+
+/// Why every matching user was left out (there were some: never `no_candidates`).
+fn left_out(candidates: &[Candidate]) -> Reason {
+    if candidates.is_empty() {
+        Reason::NoCandidates
+    } else if candidates.iter().any(|c| c.has_identity_at_provider) {
+        Reason::CandidateHasProviderIdentity
+    } else if candidates.iter().all(|c| c.disabled) {
+        Reason::CandidateDisabled
+    } else {
+        Reason::NoProvableCandidate
     }
 }
 
@@ -544,7 +568,7 @@ mod tests {
         assert_eq!(
             decide(&input(vec![c]), &p),
             Decision::CreateUser {
-                reason: Reason::NoCandidates
+                reason: Reason::CandidateDisabled
             }
         );
         let mut i = input(vec![]);
@@ -576,9 +600,16 @@ mod tests {
         let mut c = verified(&UserId::generate());
         c.has_identity_at_provider = true;
         assert_eq!(
-            decide(&input(vec![c]), &policy(Resolution::Automatic)),
+            decide(&input(vec![c.clone()]), &policy(Resolution::Automatic)),
             Decision::CreateUser {
-                reason: Reason::NoCandidates
+                reason: Reason::CandidateHasProviderIdentity
+            },
+            "recorded as such, not as no_candidates"
+        );
+        assert_eq!(
+            decide(&input(vec![c]), &policy(Resolution::Manual)),
+            Decision::CreateUser {
+                reason: Reason::CandidateHasProviderIdentity
             }
         );
     }
@@ -609,7 +640,7 @@ mod tests {
         assert_eq!(
             decide(&input(vec![c]), &policy(Resolution::Manual)),
             Decision::CreateUser {
-                reason: Reason::NoCandidates
+                reason: Reason::NoProvableCandidate
             }
         );
     }

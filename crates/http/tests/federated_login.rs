@@ -667,6 +667,14 @@ async fn c13_verified_email_of_a_user_already_linked_at_this_provider_does_not_l
         .await;
     assert_ne!(env.user_of(&s1).await, env.user_of(&s2).await);
     assert_eq!(env.count("users"), 2);
+    // The audit row says why the matching user was left out.
+    assert_eq!(
+        env.app.db.texts(
+            "SELECT result || ' ' || reason AS t FROM audit_events \
+             WHERE kind = 'federated_login' AND subject = 'google-s2'"
+        ),
+        ["skipped candidate_has_provider_identity"]
+    );
 }
 
 #[tokio::test]
