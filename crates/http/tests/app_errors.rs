@@ -6,10 +6,8 @@
 
 mod support;
 
-use braid_core::{Email, Timestamp, UserEmail};
 use braid_http::Settings;
 use braid_http::settings::{ErrorDisplay, OnAmbiguity};
-use braid_storage::repo::users::{self, NewUser};
 use support::flow::*;
 use support::link::*;
 
@@ -165,18 +163,7 @@ async fn a_disabled_user_and_a_link_only_provider_go_back_with_their_codes() {
 }
 
 fn user(env: &Env, email: &str, verified: bool) {
-    let mut c = env.app.db.db.conn().unwrap();
-    let new = NewUser {
-        display_name: None,
-        is_admin: false,
-        emails: vec![UserEmail {
-            email: Email::parse(email).unwrap(),
-            verified_at: verified.then(Timestamp::now),
-            is_primary: true,
-        }],
-        phones: Vec::new(),
-    };
-    users::create(&mut c, &new, Timestamp::now()).unwrap();
+    user_with(env, Some((email, verified)), None);
 }
 
 #[tokio::test]

@@ -574,37 +574,6 @@ async fn codes_sent_to_one_account_are_limited_per_hour_across_flows() {
     assert_eq!(sent_codes(&env).len(), 1);
 }
 
-/// A user with the given addresses, each verified or not; no password.
-fn user_with(env: &Env, email: Option<(&str, bool)>, phone: Option<(&str, bool)>) -> String {
-    use braid_core::{Email, Phone, Timestamp, UserEmail, UserPhone};
-    use braid_storage::repo::users::{self, NewUser};
-    let mut c = env.app.db.db.conn().unwrap();
-    let verified = |yes: bool| yes.then(Timestamp::now);
-    let new = NewUser {
-        display_name: None,
-        is_admin: false,
-        emails: email
-            .map(|(e, v)| UserEmail {
-                email: Email::parse(e).unwrap(),
-                verified_at: verified(v),
-                is_primary: true,
-            })
-            .into_iter()
-            .collect(),
-        phones: phone
-            .map(|(p, v)| UserPhone {
-                phone: Phone::parse(p).unwrap(),
-                verified_at: verified(v),
-            })
-            .into_iter()
-            .collect(),
-    };
-    users::create(&mut c, &new, Timestamp::now())
-        .unwrap()
-        .id
-        .to_string()
-}
-
 /// The `value`s of the select page's account radio buttons.
 fn offered(html: &str) -> Vec<String> {
     html.match_indices(r#"name="choice" value=""#)

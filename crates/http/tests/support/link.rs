@@ -25,20 +25,30 @@ pub async fn manual_env() -> Env {
     env_with(manual).await
 }
 
+/// A user with a verified email (and phone); no password.
 pub fn create_user(env: &Env, email: &str, phone: Option<&str>) -> String {
+    user_with(env, Some((email, true)), phone.map(|p| (p, true)))
+}
+
+/// A user with the given addresses, each verified or not; no password.
+pub fn user_with(env: &Env, email: Option<(&str, bool)>, phone: Option<(&str, bool)>) -> String {
     let mut c = env.app.db.db.conn().unwrap();
+    let verified = |yes: bool| yes.then(Timestamp::now);
     let new = NewUser {
         display_name: None,
         is_admin: false,
-        emails: vec![UserEmail {
-            email: Email::parse(email).unwrap(),
-            verified_at: Some(Timestamp::now()),
-            is_primary: true,
-        }],
+        emails: email
+            .map(|(e, v)| UserEmail {
+                email: Email::parse(e).unwrap(),
+                verified_at: verified(v),
+                is_primary: true,
+            })
+            .into_iter()
+            .collect(),
         phones: phone
-            .map(|p| UserPhone {
+            .map(|(p, v)| UserPhone {
                 phone: Phone::parse(p).unwrap(),
-                verified_at: Some(Timestamp::now()),
+                verified_at: verified(v),
             })
             .into_iter()
             .collect(),
