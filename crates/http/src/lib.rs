@@ -1,6 +1,7 @@
 //! Braid's HTTP surface: the actix-web application, its settings, keys and routes.
 
 pub mod app_errors;
+pub mod client_addr;
 pub mod clients;
 pub mod dev;
 pub mod flows;

@@ -56,6 +56,10 @@ pub struct ServerSettings {
     pub workers: Option<usize>,
     /// Apply pending database migrations when `braid serve` starts.
     pub migrate_on_start: bool,
+    /// Reverse proxies (addresses or networks) whose forwarding header names the client's
+    /// address; see [`crate::client_addr`].
+    pub trusted_proxies: Vec<String>,
+    pub client_ip_header: crate::client_addr::ClientIpHeader,
 }
 
 impl Default for ServerSettings {
@@ -66,11 +70,17 @@ impl Default for ServerSettings {
             public_url: None,
             workers: None,
             migrate_on_start: true,
+            trusted_proxies: Vec::new(),
+            client_ip_header: Default::default(),
         }
     }
 }
 
 impl ServerSettings {
+    pub fn client_addrs(&self) -> Result<crate::client_addr::ClientAddrs, String> {
+        crate::client_addr::ClientAddrs::new(&self.trusted_proxies, self.client_ip_header)
+    }
+
     pub fn public_url(&self) -> String {
         match &self.public_url {
             Some(u) => u.trim_end_matches('/').to_owned(),
@@ -397,6 +407,11 @@ impl Settings {
         }
         if self.server.host.trim().is_empty() {
             out.push("server.host: missing".into());
+        }
+        if let Err(bad) = self.server.client_addrs() {
+            out.push(format!(
+                "server.trusted_proxies: {bad:?} is not an IP address or network (e.g. \"10.0.0.0/8\")"
+            ));
         }
         out
     }
@@ -756,6 +771,20 @@ mod tests {
         );
         s.sessions.redis_url = Some("redis://127.0.0.1:6379/0".into());
         assert_eq!(s.problems(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn trusted_proxies_must_be_addresses_or_networks() {
+        let mut s = Settings::default();
+        s.server.trusted_proxies = vec!["10.0.0.0/8".into(), "::1".into()];
+        assert_eq!(s.problems(), Vec::<String>::new());
+        s.server.trusted_proxies.push("lb.internal".into());
+        assert_eq!(
+            s.problems(),
+            [
+                "server.trusted_proxies: \"lb.internal\" is not an IP address or network (e.g. \"10.0.0.0/8\")"
+            ]
+        );
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub enum StartupError {
     Sessions(#[from] crate::sessions::SessionSetupError),
     #[error("development mode: {0}")]
     Dev(#[from] crate::dev::DevStartError),
+    #[error("server.trusted_proxies: {0:?} is not an IP address or network")]
+    TrustedProxy(String),
 }
 
 pub struct Application {
@@ -293,6 +295,10 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
     Ok(AppState {
         sessions,
         limiter: Limiter::new(db.clone(), settings.limits.clone()),
+        client_addrs: settings
+            .server
+            .client_addrs()
+            .map_err(StartupError::TrustedProxy)?,
         db,
         flow_sealer,
         link_sealer,

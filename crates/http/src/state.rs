@@ -41,6 +41,8 @@ pub struct AppState {
     pub link_policy: LinkPolicy,
     /// Password-guessing limits shared through the database.
     pub limiter: Limiter,
+    /// The client's address behind `server.trusted_proxies`, for audit rows and limits.
+    pub client_addrs: crate::client_addr::ClientAddrs,
     /// Email and SMS: message builders, `can_send`, and the worker's wake-up.
     pub outbox: Arc<Outbox>,
     /// Server-side sessions, when `sessions.enabled`.

@@ -185,6 +185,7 @@ diesel::table! {
         client_id -> Nullable<Text>,
         ip -> Nullable<Text>,
         detail -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
     }
 }
 

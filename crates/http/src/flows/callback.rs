@@ -4,6 +4,7 @@
 //! event — in one transaction.
 
 use crate::app_errors::{AppReturn, ErrorCode};
+use crate::client_addr::Client;
 use crate::flows::link_proof::{Delivery, Proofs};
 use crate::flows::link_state::LinkState;
 use crate::flows::login_flow::LoginFlow;
@@ -96,26 +97,69 @@ pub async fn complete(
     provider_id: &str,
     flow_cookie: Option<&str>,
     params: Result<Params, ParamError>,
+    client: &Client,
 ) -> Result<CallbackDone, Failed> {
     let provider = state
         .providers
         .get(provider_id)
         .ok_or(Failed::bare(CallbackError::UnknownProvider))?;
-    let flow = flow_cookie
-        .and_then(|cookie| LoginFlow::open_authentic(&state.flow_sealer, cookie))
-        .ok_or(Failed::bare(CallbackError::NoFlow))?;
-    match finish(state, &provider, &flow, params).await {
+    let Some(flow) =
+        flow_cookie.and_then(|cookie| LoginFlow::open_authentic(&state.flow_sealer, cookie))
+    else {
+        let error = CallbackError::NoFlow;
+        record_failure(state, provider_id, None, &error, client).await;
+        return Err(Failed::bare(error));
+    };
+    match finish(state, &provider, &flow, params, client).await {
         Ok(done) => Ok(done),
-        Err(error) => Err(Failed {
-            error,
-            app: AppReturn::checked(
-                &state.clients,
-                &flow.client_id,
-                &flow.redirect_uri,
-                flow.app_state.as_deref(),
-            ),
-        }),
+        Err(error) => {
+            record_failure(state, provider_id, Some(&flow.client_id), &error, client).await;
+            Err(Failed {
+                error,
+                app: AppReturn::checked(
+                    &state.clients,
+                    &flow.client_id,
+                    &flow.redirect_uri,
+                    flow.app_state.as_deref(),
+                ),
+            })
+        }
     }
+}
+
+/// The audit row of a failed callback: `result = failed`, the failure class as `reason`, and
+/// the `error_code` the app was given in `detail`. A refused linking decision has its row
+/// already, written with the decision.
+async fn record_failure(
+    state: &AppState,
+    provider: &str,
+    client_id: Option<&str>,
+    error: &CallbackError,
+    client: &Client,
+) {
+    if matches!(error, CallbackError::Refused(_)) {
+        return;
+    }
+    let event = client.stamp(AuditEvent {
+        kind: "federated_login".into(),
+        result: Some("failed".into()),
+        reason: Some(error.outcome().into()),
+        provider: Some(provider.into()),
+        client_id: client_id.map(str::to_owned),
+        detail: Some(error_detail(error.error_code())),
+        ..AuditEvent::default()
+    });
+    let written = state
+        .db
+        .run_write(move |c| audit::record(c, &event, Timestamp::now()))
+        .await;
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "the audit row of a failed sign-in could not be written");
+    }
+}
+
+fn error_detail(code: ErrorCode) -> String {
+    serde_json::json!({ "error_code": code.as_str() }).to_string()
 }
 
 async fn finish(
@@ -123,6 +167,7 @@ async fn finish(
     provider: &braid_providers::Provider,
     flow: &LoginFlow,
     params: Result<Params, ParamError>,
+    client: &Client,
 ) -> Result<CallbackDone, CallbackError> {
     let now = Timestamp::now();
     if flow.is_expired(now) {
@@ -188,6 +233,7 @@ async fn finish(
         delivery: state.delivery(),
         link_ttl: Duration::from_secs(state.settings.account_linking.state_expiration),
         app_state: flow.app_state.clone(),
+        client: client.clone(),
         code: NewExchangeCode {
             code_hash: opaque::hash(&code),
             client_id: flow.client_id.clone(),
@@ -311,6 +357,7 @@ struct Resolution {
     delivery: Delivery,
     link_ttl: Duration,
     app_state: Option<String>,
+    client: Client,
     code: NewExchangeCode,
 }
 
@@ -393,9 +440,13 @@ fn resolve(
             },
         )?;
     }
+    let refused = match decision {
+        Decision::Refuse { reason } => Some(error_detail(refused_code(reason))),
+        _ => None,
+    };
     audit::record(
         c,
-        &AuditEvent {
+        &job.client.stamp(AuditEvent {
             kind: "federated_login".into(),
             result: Some(decision.outcome().as_str().into()),
             reason: Some(decision.reason().as_str().into()),
@@ -403,8 +454,9 @@ fn resolve(
             provider: Some(identity.provider.to_string()),
             subject: Some(identity.subject.to_string()),
             client_id: Some(job.code.client_id.clone()),
+            detail: refused,
             ..AuditEvent::default()
-        },
+        }),
         now,
     )?;
     Ok((decision, link))

@@ -5,6 +5,7 @@
 //! the pick.
 
 use crate::app_errors::{AppReturn, ErrorCode};
+use crate::client_addr::Client;
 use crate::flows::callback::{AppRedirect, new_user_from};
 use crate::flows::link_proof::{self, CodeSend, Proofs, SendError};
 use crate::flows::link_state::LinkState;
@@ -192,13 +193,14 @@ pub async fn choose(
     state: &AppState,
     link: &LinkState,
     form: &Params,
+    client: &Client,
 ) -> Result<Chosen, SelectError> {
     if !state.csrf.check(link, form.get("csrf")) {
         return Err(SelectError::Csrf);
     }
     match form.get("choice").unwrap_or_default() {
-        "cancel" => cancel(state, link).await,
-        "create" => create_instead(state, link).await,
+        "cancel" => cancel(state, link, client).await,
+        "create" => create_instead(state, link, client).await,
         index => {
             let index: usize = index.parse().map_err(|_| SelectError::UnknownChoice)?;
             pick(state, link, index).await
@@ -206,8 +208,13 @@ pub async fn choose(
     }
 }
 
-async fn cancel(state: &AppState, link: &LinkState) -> Result<Chosen, SelectError> {
+async fn cancel(
+    state: &AppState,
+    link: &LinkState,
+    client: &Client,
+) -> Result<Chosen, SelectError> {
     let id_hash = link.id_hash();
+    let client = client.clone();
     let flow = state
         .db
         .run_write(move |c| {
@@ -218,7 +225,14 @@ async fn cancel(state: &AppState, link: &LinkState) -> Result<Chosen, SelectErro
             if !link_flows::consume(c, &id_hash, now)? {
                 return Ok(None);
             }
-            record_end(c, &flow, "cancelled", "cancelled_by_person", None, now)?;
+            record_end(
+                c,
+                &flow,
+                ("cancelled", "cancelled_by_person"),
+                None,
+                &client,
+                now,
+            )?;
             Ok(Some(flow))
         })
         .await?
@@ -254,14 +268,14 @@ pub async fn app_return(state: &AppState, link: &LinkState) -> Option<AppReturn>
 fn record_end(
     c: &mut DbConn,
     flow: &LinkFlow,
-    result: &str,
-    reason: &str,
+    (result, reason): (&str, &str),
     user: Option<&UserId>,
+    client: &Client,
     now: Timestamp,
 ) -> Result<(), StorageError> {
     audit::record(
         c,
-        &AuditEvent {
+        &client.stamp(AuditEvent {
             kind: "manual_link".into(),
             result: Some(result.into()),
             reason: Some(reason.into()),
@@ -270,13 +284,18 @@ fn record_end(
             subject: Some(flow.identity.subject.to_string()),
             client_id: Some(flow.client_id.clone()),
             ..AuditEvent::default()
-        },
+        }),
         now,
     )
 }
 
-async fn create_instead(state: &AppState, link: &LinkState) -> Result<Chosen, SelectError> {
+async fn create_instead(
+    state: &AppState,
+    link: &LinkState,
+    client: &Client,
+) -> Result<Chosen, SelectError> {
     let id_hash = link.id_hash();
+    let client = client.clone();
     let code = opaque::random_token()?;
     let code_hash = opaque::hash(&code);
     let ttl = std::time::Duration::from_secs(state.settings.tokens.exchange_code_ttl);
@@ -302,9 +321,9 @@ async fn create_instead(state: &AppState, link: &LinkState) -> Result<Chosen, Se
             record_end(
                 c,
                 &flow,
-                "skipped",
-                "new_account_chosen",
+                ("skipped", "new_account_chosen"),
                 Some(&user.id),
+                &client,
                 now,
             )?;
             Ok(Ok(flow))

@@ -4,6 +4,7 @@
 //! completed callback sends them. Consuming the flow and the code, the link, the exchange code,
 //! the audit row and the notice to the account's owner are one transaction.
 
+use crate::client_addr::Client;
 use crate::flows::callback::AppRedirect;
 use crate::flows::link_proof::{CodeSend, Proofs, SendError};
 use crate::flows::link_select::{provider_name, still_linkable};
@@ -24,7 +25,6 @@ use braid_storage::repo::verification_codes::{self, OpenCode};
 use braid_storage::repo::{identities, outbox};
 use braid_storage::{DbConn, StorageError};
 use serde::Serialize;
-use std::net::IpAddr;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +149,7 @@ pub async fn submit(
     state: &AppState,
     link: &LinkState,
     form: &Params,
-    peer: Option<IpAddr>,
+    client: &Client,
 ) -> Result<Verified, VerifyError> {
     if !state.csrf.check(link, form.get("csrf")) {
         return Err(VerifyError::Csrf);
@@ -170,14 +170,14 @@ pub async fn submit(
     match (form.get("method").unwrap_or_default(), flow.stage) {
         ("password", Stage::Password) => {
             let password = form.get("password").unwrap_or_default().to_owned();
-            check_password(state, &user, peer, password).await?;
-            let done = complete(state, link, flow, user, Proof::Password, None).await?;
+            check_password(state, &user, client.ip, password).await?;
+            let done = complete(state, link, flow, user, Proof::Password, None, client).await?;
             Ok(Verified::Done(done))
         }
         ("code", Stage::Code) => {
             let given = form.get("code").unwrap_or_default().to_owned();
             let (proof, code_id) = check_code(state, &id_hash, &user, &given).await?;
-            let done = complete(state, link, flow, user, proof, Some(code_id)).await?;
+            let done = complete(state, link, flow, user, proof, Some(code_id), client).await?;
             Ok(Verified::Done(done))
         }
         ("resend", Stage::Code) => {
@@ -193,7 +193,7 @@ pub async fn submit(
 async fn check_password(
     state: &AppState,
     user: &UserId,
-    peer: Option<IpAddr>,
+    peer: Option<std::net::IpAddr>,
     password: String,
 ) -> Result<(), VerifyError> {
     if let RateLimit::Limited { retry_after } =
@@ -335,7 +335,9 @@ async fn complete(
     user: UserId,
     proof: Proof,
     code_id: Option<String>,
+    client: &Client,
 ) -> Result<AppRedirect, VerifyError> {
+    let client = client.clone();
     let id_hash = link.id_hash();
     let code = opaque::random_token()?;
     let code_hash = opaque::hash(&code);
@@ -365,7 +367,7 @@ async fn complete(
             exchange_codes::insert(c, &exchange_code(&flow, &user, code_hash, now, ttl))?;
             audit::record(
                 c,
-                &AuditEvent {
+                &client.stamp(AuditEvent {
                     kind: "manual_link".into(),
                     result: Some("complete".into()),
                     reason: Some("manual_link".into()),
@@ -375,7 +377,7 @@ async fn complete(
                     client_id: Some(flow.client_id.clone()),
                     detail: Some(serde_json::json!({ "proof": proof.as_str() }).to_string()),
                     ..AuditEvent::default()
-                },
+                }),
                 now,
             )?;
             notify_owner(c, &outbox, &user, delivery, &provider, now)?;

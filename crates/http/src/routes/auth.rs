@@ -176,6 +176,7 @@ async fn callback(
         &provider,
         cookie.as_ref().map(Cookie::value),
         params,
+        &state.client_addrs.client(&req),
     )
     .await;
     let provider_label = if state.providers.get(&provider).is_some() {

@@ -223,7 +223,8 @@ async fn select_post(
         Ok(posted) => posted,
         Err(page) => return *page,
     };
-    match link_select::choose(&state, &link, &form).await {
+    let client = state.client_addrs.client(&req);
+    match link_select::choose(&state, &link, &form, &client).await {
         Ok(Chosen::Verify) => see_other(&state.link_paths.verify),
         Ok(Chosen::App(target)) => to_app(&req, &state, target),
         Err(e) => select_error(&req, &state, &link, e).await,
@@ -307,8 +308,8 @@ async fn verify_post(
         Ok(posted) => posted,
         Err(page) => return *page,
     };
-    let peer = req.peer_addr().map(|a| a.ip());
-    match link_verify::submit(&state, &link, &form, peer).await {
+    let client = state.client_addrs.client(&req);
+    match link_verify::submit(&state, &link, &form, &client).await {
         Ok(Verified::Done(target)) => to_app(&req, &state, target),
         Ok(Verified::Resent) => see_other(&format!("{}?resent=1", state.link_paths.verify)),
         Err(e) => verify_error(&req, &state, &link, e).await,

@@ -9,6 +9,9 @@ pub mod smtp_sink;
 use braid_http::{Application, Settings};
 use braid_storage::test_support::TestDb;
 
+/// What the test browser says it is (audit rows record it).
+pub const USER_AGENT: &str = "braid-tests/1 (audit)";
+
 pub struct TestApp {
     pub address: String,
     /// `http://127.0.0.1:{port}` of the `metrics.listen` listener, when one is configured.
@@ -61,6 +64,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_provider(jar.clone())
+        .user_agent(USER_AGENT)
         .build()
         .unwrap();
     TestApp {

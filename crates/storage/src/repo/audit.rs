@@ -16,6 +16,7 @@ pub struct AuditEvent {
     pub subject: Option<String>,
     pub client_id: Option<String>,
     pub ip: Option<String>,
+    pub user_agent: Option<String>,
     pub detail: Option<String>,
 }
 
@@ -38,6 +39,7 @@ pub fn record(conn: &mut DbConn, e: &AuditEvent, at: Timestamp) -> Result<(), St
             audit_events::subject.eq(e.subject.as_deref()),
             audit_events::client_id.eq(e.client_id.as_deref()),
             audit_events::ip.eq(e.ip.as_deref()),
+            audit_events::user_agent.eq(e.user_agent.as_deref()),
             audit_events::detail.eq(e.detail.as_deref()),
         ))
         .execute(c))?;
@@ -47,6 +49,7 @@ pub fn record(conn: &mut DbConn, e: &AuditEvent, at: Timestamp) -> Result<(), St
 type Row = (
     i64,
     String,
+    Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -72,13 +75,26 @@ pub fn recent(conn: &mut DbConn, limit: i64) -> Result<Vec<StoredAuditEvent>, St
             audit_events::subject,
             audit_events::client_id,
             audit_events::ip,
+            audit_events::user_agent,
             audit_events::detail,
         ))
         .load(conn)?;
     Ok(rows
         .into_iter()
         .map(
-            |(at, kind, result, reason, user_id, provider, subject, client_id, ip, detail)| {
+            |(
+                at,
+                kind,
+                result,
+                reason,
+                user_id,
+                provider,
+                subject,
+                client_id,
+                ip,
+                user_agent,
+                detail,
+            )| {
                 StoredAuditEvent {
                     at: Timestamp::from_millis(at),
                     event: AuditEvent {
@@ -90,6 +106,7 @@ pub fn recent(conn: &mut DbConn, limit: i64) -> Result<Vec<StoredAuditEvent>, St
                         subject,
                         client_id,
                         ip,
+                        user_agent,
                         detail,
                     },
                 }
