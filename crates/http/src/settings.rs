@@ -496,9 +496,10 @@ impl Settings {
     fn linking_problems(&self) -> Vec<String> {
         let l = &self.account_linking;
         let mut out = Vec::new();
-        if !(60..=3600).contains(&l.state_expiration) {
+        // SECURITY-CASES G11: a link flow may not outlive 30 minutes.
+        if !(60..=1800).contains(&l.state_expiration) {
             out.push(
-                "account_linking.state_expiration: must be between 60 and 3600 seconds".into(),
+                "account_linking.state_expiration: must be between 60 and 1800 seconds".into(),
             );
         }
         if l.resolution != Resolution::Disabled && l.match_by.is_empty() {

@@ -271,19 +271,6 @@ async fn e08_e13_a_used_code_and_a_finished_flows_cookie_do_not_work_again() {
     assert_eq!(env.count("exchange_codes"), 1);
 }
 
-fn link_cookie(env: &Env) -> String {
-    use reqwest::cookie::CookieStore;
-    let url = url::Url::parse(&env.url(SELECT)).unwrap();
-    let header = env.app.jar.cookies(&url).expect("cookies");
-    header
-        .to_str()
-        .unwrap()
-        .split("; ")
-        .find_map(|c| c.strip_prefix("braid_link="))
-        .expect("braid_link cookie")
-        .to_owned()
-}
-
 #[tokio::test]
 async fn e10_resends_are_limited_and_each_ends_the_previous_code() {
     let env = manual_env().await;

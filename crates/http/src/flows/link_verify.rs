@@ -22,7 +22,7 @@ use braid_storage::repo::exchange_codes::{self, NewExchangeCode};
 use braid_storage::repo::link_flows::{self, LinkFlow, Stage};
 use braid_storage::repo::rate_limits::RateLimit;
 use braid_storage::repo::verification_codes::{self, OpenCode};
-use braid_storage::repo::{identities, outbox};
+use braid_storage::repo::{identities, outbox, users};
 use braid_storage::{DbConn, StorageError};
 use serde::Serialize;
 use std::time::Duration;
@@ -176,8 +176,8 @@ pub async fn submit(
         }
         ("code", Stage::Code) => {
             let given = form.get("code").unwrap_or_default().to_owned();
-            let (proof, code_id) = check_code(state, &id_hash, &user, &given).await?;
-            let done = complete(state, link, flow, user, proof, Some(code_id), client).await?;
+            let (proof, code) = check_code(state, &id_hash, &user, &given).await?;
+            let done = complete(state, link, flow, user, proof, Some(code), client).await?;
             Ok(Verified::Done(done))
         }
         ("resend", Stage::Code) => {
@@ -220,7 +220,7 @@ async fn check_code(
     id_hash: &[u8],
     user: &UserId,
     given: &str,
-) -> Result<(Proof, String), VerifyError> {
+) -> Result<(Proof, OpenCode), VerifyError> {
     if let RateLimit::Limited { retry_after } = state
         .limiter
         .hit(
@@ -260,7 +260,7 @@ async fn check_code(
                 } else {
                     Proof::EmailCode
                 };
-                return Ok(Ok((proof, code.id)));
+                return Ok(Ok((proof, code)));
             }
             if attempt.attempts >= attempt.max_attempts {
                 verification_codes::end_open(c, &id_hash, now)?;
@@ -328,13 +328,44 @@ pub(crate) fn exchange_code(
     }
 }
 
+/// Re-read in the linking transaction (SECURITY-CASES I11): the account still has an address
+/// the sign-in asserted (it was offered for one), and a code proves something only while the
+/// address it went to is still one of the account's verified ones — an address removed or
+/// replaced since the code was sent (perhaps because someone else controls it) proves nothing.
+fn still_answers(
+    c: &mut DbConn,
+    user: &UserId,
+    flow: &LinkFlow,
+    code: Option<&OpenCode>,
+) -> Result<bool, StorageError> {
+    let emails = users::emails(c, user)?;
+    let phones = users::phones(c, user)?;
+    let identity = &flow.identity;
+    let matches = emails
+        .iter()
+        .any(|e| identity.emails.iter().any(|i| i.email == e.email))
+        || phones
+            .iter()
+            .any(|p| identity.phones.iter().any(|i| i.phone == p.phone));
+    let sent_to_own = match code {
+        None => true,
+        Some(code) if code.channel == "sms" => phones
+            .iter()
+            .any(|p| p.is_verified() && p.phone.as_str() == code.destination),
+        Some(code) => emails
+            .iter()
+            .any(|e| e.is_verified() && e.email.as_str() == code.destination),
+    };
+    Ok(matches && sent_to_own)
+}
+
 async fn complete(
     state: &AppState,
     link: &LinkState,
     flow: LinkFlow,
     user: UserId,
     proof: Proof,
-    code_id: Option<String>,
+    sent: Option<OpenCode>,
     client: &Client,
 ) -> Result<AppRedirect, VerifyError> {
     let client = client.clone();
@@ -354,13 +385,14 @@ async fn complete(
             if !link_flows::consume(c, &id_hash, now)? {
                 return Ok(Err(VerifyError::NoFlow));
             }
-            if let Some(id) = &code_id
-                && !verification_codes::consume(c, id, now)?
+            if let Some(sent) = &sent
+                && !verification_codes::consume(c, &sent.id, now)?
             {
                 return Err(StorageError::Conflict("code already used".into()));
             }
             verification_codes::end_open(c, &id_hash, now)?;
-            if !still_linkable(c, &user, &flow)? {
+            if !still_linkable(c, &user, &flow)? || !still_answers(c, &user, &flow, sent.as_ref())?
+            {
                 return Err(StorageError::Conflict("account no longer linkable".into()));
             }
             identities::insert(c, &user, &flow.identity, now)?;

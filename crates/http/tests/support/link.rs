@@ -100,6 +100,20 @@ pub fn sent_codes(env: &Env) -> Vec<String> {
         .collect()
 }
 
+/// The value of the browser's `braid_link` cookie.
+pub fn link_cookie(env: &Env) -> String {
+    use reqwest::cookie::CookieStore;
+    let url = url::Url::parse(&env.url(SELECT)).unwrap();
+    let header = env.app.jar.cookies(&url).expect("cookies");
+    header
+        .to_str()
+        .unwrap()
+        .split("; ")
+        .find_map(|c| c.strip_prefix("braid_link="))
+        .expect("braid_link cookie")
+        .to_owned()
+}
+
 pub fn recipients(env: &Env) -> Vec<String> {
     env.app
         .db
