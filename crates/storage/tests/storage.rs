@@ -5,7 +5,9 @@ use braid_core::{
     Email, FederatedIdentity, Phone, Profile, ProviderId, Subject, Timestamp, UserEmail, UserId,
     UserPhone, VerifiableEmail,
 };
-use braid_storage::repo::{exchange_codes, identities, keys, users};
+use braid_storage::repo::{
+    exchange_codes, identities, keys, link_flows, users, verification_codes,
+};
 use braid_storage::test_support::TestDb;
 use braid_storage::{StorageError, write_transaction};
 use std::sync::{Arc, Barrier};
@@ -201,7 +203,7 @@ fn new_code(hash: &[u8], user: &UserId, ttl: Duration) -> exchange_codes::NewExc
 }
 
 #[test]
-fn two_concurrent_consumers_of_one_code_exactly_one_wins() {
+fn i07_concurrent_consumers_of_one_code_exactly_one_wins() {
     let t = TestDb::new().unwrap();
     let user = {
         let mut c = t.db.conn().unwrap();
@@ -235,6 +237,77 @@ fn two_concurrent_consumers_of_one_code_exactly_one_wins() {
         exchange_codes::consume(&mut c, b"hash-1", Timestamp::now())
             .unwrap()
             .is_none()
+    );
+}
+
+#[test]
+fn i08_concurrent_guesses_at_a_code_count_at_most_its_maximum() {
+    let t = TestDb::new().unwrap();
+    let now = Timestamp::now();
+    {
+        let mut c = t.db.conn().unwrap();
+        let u = users::create(&mut c, &new_user("a@example.com"), now).unwrap();
+        link_flows::insert(
+            &mut c,
+            &link_flows::NewLinkFlow {
+                id_hash: b"flow-1".to_vec(),
+                identity: identity("google", "sub-1", "a@example.com"),
+                candidates: vec![u.id.clone()],
+                reason: "manual_resolution".into(),
+                allow_create: false,
+                client_id: "app".into(),
+                redirect_uri: "https://app.example/cb".into(),
+                app_state: None,
+                code_challenge: None,
+                created_at: now,
+                expires_at: now.plus(Duration::from_secs(600)),
+            },
+        )
+        .unwrap();
+        verification_codes::insert(
+            &mut c,
+            &verification_codes::NewCode {
+                id: "code-1".into(),
+                flow_id_hash: b"flow-1".to_vec(),
+                user_id: u.id,
+                channel: "email".into(),
+                destination: "a@example.com".into(),
+                code_hash: b"keyed-hash".to_vec(),
+                max_attempts: 5,
+                created_at: now,
+                expires_at: now.plus(Duration::from_secs(600)),
+            },
+        )
+        .unwrap();
+    }
+    const RACERS: usize = 8;
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let handles: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let db = t.db.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let mut c = db.conn().unwrap();
+                barrier.wait();
+                verification_codes::attempt(&mut c, "code-1", Timestamp::now()).unwrap()
+            })
+        })
+        .collect();
+    let mut counted: Vec<i32> = handles
+        .into_iter()
+        .filter_map(|h| h.join().unwrap())
+        .map(|a| a.attempts)
+        .collect();
+    counted.sort();
+    assert_eq!(
+        counted,
+        [1, 2, 3, 4, 5],
+        "each guess got its own count, none past 5"
+    );
+    let mut c = t.db.conn().unwrap();
+    assert_eq!(
+        verification_codes::attempts_for_flow(&mut c, b"flow-1").unwrap(),
+        5
     );
 }
 
