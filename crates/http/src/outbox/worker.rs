@@ -27,8 +27,8 @@ pub const LEASE: Duration = Duration::from_secs(120);
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Messages claimed and sent side by side per round.
 const BATCH: i64 = 10;
-/// A message still failing this long after it was queued, or after this many attempts, is
-/// given up (logged at ERROR). With [`backoff`] the age comes first; the count bounds the
+/// A message still failing this long after it was queued, or after this many attempts (a
+/// webhook's event: after its `max_attempts`), is given up (logged at ERROR). With [`backoff`] the age comes first; the count bounds the
 /// attempts should the clock misbehave.
 pub const MAX_ATTEMPTS: u32 = 30;
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
@@ -175,7 +175,7 @@ impl Worker {
         // What the server said may quote the address; logs and the table get the masked one.
         let detail = replace_ignoring_case(&error.detail, &claimed.message.recipient, &to);
         let too_old = now >= claimed.created_at.plus(GIVE_UP_AFTER);
-        if error.permanent || attempt >= MAX_ATTEMPTS || too_old {
+        if error.permanent || attempt >= self.outbox.max_attempts(&claimed) || too_old {
             self.count(channel, "gave_up");
             tracing::error!(
                 message_id = %id, %channel, %to, attempt, outcome = "gave_up",
