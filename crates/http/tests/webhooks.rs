@@ -6,8 +6,10 @@
 
 mod support;
 
-use braid_core::{Secret, Timestamp, UserId};
+use braid_core::{Email, Secret, Timestamp, UserId};
 use braid_http::Settings;
+use braid_http::outbox::messages::Messages;
+use braid_http::pages::ViewSettings;
 use braid_http::settings::OnAmbiguity;
 use braid_http::webhooks::{self, Event, EventType, WebhookSettings, Webhooks};
 use braid_storage::StorageError;
@@ -16,6 +18,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use support::flow::{CLIENT_ID, Env, env_with};
 use support::link::{SELECT, VERIFY, csrf, give_password, manual, user_with};
+use support::smtp_sink::SmtpSink;
 use support::webhook_receiver::{Answer, Receiver};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -383,13 +386,16 @@ fn env_settings_webhooks(url: &str) -> std::collections::BTreeMap<String, Webhoo
 }
 
 #[tokio::test]
-async fn a_receiver_that_hangs_holds_up_no_sign_in() {
+async fn a_receiver_that_hangs_holds_up_no_sign_in_and_no_email() {
     // Every request is read and never answered; an attempt would wait the longest timeout.
     let receiver = Receiver::start(&[Answer::Hang, Answer::Hang, Answer::Hang]).await;
+    let sink = SmtpSink::start().await;
     let mut w = hook(&receiver.url, &EventType::ALL);
     w.timeout = 60;
+    let smtp = sink.url();
     let env = env_with(move |s| {
         s.webhooks.insert("crm".into(), w);
+        s.smtp.url = Some(smtp);
     })
     .await;
     // Well under the 60 s a delivery may wait: the sign-ins finish while it waits.
@@ -407,6 +413,16 @@ async fn a_receiver_that_hangs_holds_up_no_sign_in() {
     .expect("sign-ins complete while the receiver hangs");
     let rows = webhook_rows(&env);
     assert_eq!(rows.len(), 2, "one user.created per new user");
+    // A code email queued meanwhile goes out while the events still wait for the receiver.
+    let code = Messages::new(&ViewSettings::default())
+        .unwrap()
+        .verification_code_email(&Email::parse("dave@example.com").unwrap(), "042917", 10)
+        .unwrap();
+    let mut c = env.app.db.db.conn().unwrap();
+    outbox::enqueue(&mut c, &code, Timestamp::now()).unwrap();
+    drop(c);
+    let mail = sink.wait_for(1, WAIT).await.remove(0);
+    assert_eq!(mail.rcpt_to, ["dave@example.com"]);
     assert_eq!(
         status(&env, &rows[0]).sent_at,
         None,
