@@ -10,7 +10,7 @@ use braid_core::{Email, Secret, Timestamp, UserId};
 use braid_http::Settings;
 use braid_http::outbox::messages::Messages;
 use braid_http::pages::ViewSettings;
-use braid_http::settings::OnAmbiguity;
+use braid_http::settings::{ConflictAction, OnAmbiguity};
 use braid_http::webhooks::{self, Event, EventType, WebhookSettings, Webhooks};
 use braid_storage::StorageError;
 use braid_storage::repo::outbox::{self, MessageStatus};
@@ -429,4 +429,63 @@ async fn a_receiver_that_hangs_holds_up_no_sign_in_and_no_email() {
         "still waiting for the receiver"
     );
     assert_eq!(receiver.received()[0].answered, Answer::Hang);
+}
+
+#[tokio::test]
+async fn an_ambiguous_match_settled_by_a_new_user_sends_link_conflict_then_user_created() {
+    let receiver = Receiver::start(&[]).await;
+    let env = env_with(|s| {
+        with_hook(&receiver.url, &EventType::ALL)(s);
+        s.account_linking.on_ambiguity = OnAmbiguity::Conflict;
+        s.account_linking.conflict_action = ConflictAction::CreateUser;
+    })
+    .await;
+    user_with(&env, Some(("shared@example.com", true)), None);
+    user_with(&env, Some(("shared@example.com", false)), None);
+    let tokens = env.tokens_for("sub-1", "shared@example.com", true).await;
+    let created = env.user_of(&tokens).await;
+
+    let got = receiver.wait_for(2, WAIT).await;
+    let by_type = |t: &str| {
+        got.iter()
+            .map(|r| r.json())
+            .find(|p| p["type"] == t)
+            .unwrap_or_else(|| panic!("a {t} event in {got:#?}"))
+    };
+    let conflict = by_type("link.conflict");
+    assert_eq!(conflict["data"]["action"], "user_created");
+    assert_eq!(conflict["data"]["created_user_id"], created.as_str());
+    assert_eq!(conflict["data"]["user_ids"].as_array().unwrap().len(), 2);
+    let user = by_type("user.created");
+    assert_eq!(user["data"]["user_id"], created.as_str());
+    // The address another user holds verified is stored unverified for the new one.
+    assert_eq!(user["data"]["email_verified"], false);
+}
+
+#[tokio::test]
+async fn an_event_for_a_webhook_no_longer_configured_is_given_up_at_once() {
+    let receiver = Receiver::start(&[]).await;
+    let env = env_with(with_hook(&receiver.url, &EventType::ALL)).await;
+    // Queued while a webhook "old" was configured; this instance no longer has it.
+    let old = Webhooks::from_settings(&std::collections::BTreeMap::from([(
+        "old".to_owned(),
+        hook(&receiver.url, &[EventType::UserDisabled]),
+    )]));
+    let event = Event::UserDisabled(webhooks::UserDisabled {
+        user_id: UserId::generate().to_string(),
+    });
+    env.app
+        .db
+        .db
+        .run_write(move |c| webhooks::enqueue(c, &old, &event, Timestamp::now()))
+        .await
+        .unwrap();
+    let id = webhook_rows(&env).remove(0);
+    wait_until(&env, &id, "given up", |s| s.gave_up_at.is_some()).await;
+    let s = status(&env, &id);
+    assert_eq!(
+        (s.attempts, s.last_error.as_deref()),
+        (1, Some(r#"webhook "old" is no longer configured"#))
+    );
+    assert!(receiver.received().is_empty());
 }
