@@ -13,16 +13,16 @@ use braid_http::pages::ViewSettings;
 use braid_http::settings::{ConflictAction, OnAmbiguity};
 use braid_http::webhooks::{self, Event, EventType, WebhookSettings, Webhooks};
 use braid_storage::StorageError;
-use braid_storage::repo::outbox::{self, MessageStatus};
+use braid_storage::repo::outbox;
 use serde_json::{Value, json};
 use std::time::Duration;
 use support::flow::{CLIENT_ID, Env, env_with};
 use support::link::{SELECT, VERIFY, csrf, give_password, manual, user_with};
+use support::outbox::{WAIT, due_now, status, wait_until};
 use support::smtp_sink::SmtpSink;
 use support::webhook_receiver::{Answer, Receiver};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-const WAIT: Duration = Duration::from_secs(15);
 
 fn hook(url: &str, events: &[EventType]) -> WebhookSettings {
     WebhookSettings::new(url, Secret::new(SECRET), events.to_vec())
@@ -40,26 +40,6 @@ fn webhook_rows(env: &Env) -> Vec<String> {
     env.app
         .db
         .texts("SELECT id AS t FROM outbox WHERE channel = 'webhook' ORDER BY created_at, id")
-}
-
-fn status(env: &Env, id: &str) -> MessageStatus {
-    let mut c = env.app.db.db.conn().unwrap();
-    outbox::status(&mut c, id).unwrap().expect("the row exists")
-}
-
-async fn wait_until(env: &Env, id: &str, what: &str, done: impl Fn(&MessageStatus) -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let s = status(env, id);
-        if done(&s) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} within {WAIT:?}: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test]
@@ -104,7 +84,7 @@ async fn a_new_user_sends_user_created_signed_as_standard_webhooks_specifies() {
     ] {
         assert!(!got.body.contains(secret), "no token in a payload");
     }
-    wait_until(&env, &rows[0], "marked sent", |s| s.sent_at.is_some()).await;
+    wait_until(&env.app, &rows[0], "marked sent", |s| s.sent_at.is_some()).await;
     env.wait_for_metric(
         r#"braid_outbox_messages_total{channel="webhook",outcome="sent"}"#,
         1.0,
@@ -227,14 +207,7 @@ async fn a_manual_link_sends_identity_linked_with_the_proof() {
     let page = env.get_page(VERIFY).await.body;
     assert!(receiver.received().is_empty(), "nothing before the link");
     let done = env
-        .post_form(
-            VERIFY,
-            &[
-                ("csrf", &csrf(&page)),
-                ("method", "password"),
-                ("password", "correct horse battery staple"),
-            ],
-        )
+        .enter_password(&page, "correct horse battery staple")
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
 
@@ -258,8 +231,11 @@ async fn a_failed_delivery_is_retried_with_the_same_id_and_a_fresh_signature() {
     let id = webhook_rows(&env).remove(0);
     let before = Timestamp::now();
 
-    wait_until(&env, &id, "a failed attempt", |s| s.last_error.is_some()).await;
-    let failed = status(&env, &id);
+    wait_until(&env.app, &id, "a failed attempt", |s| {
+        s.last_error.is_some()
+    })
+    .await;
+    let failed = status(&env.app, &id);
     assert_eq!(failed.last_error.as_deref(), Some("webhook answered 500"));
     assert_eq!((failed.attempts, failed.sent_at), (1, None));
     assert!(
@@ -267,10 +243,8 @@ async fn a_failed_delivery_is_retried_with_the_same_id_and_a_fresh_signature() {
         "the retry waits for the backoff: {failed:?}"
     );
     // As if the backoff had passed.
-    env.app.db.execute(&format!(
-        "UPDATE outbox SET next_attempt_at = 0 WHERE id = '{id}'"
-    ));
-    wait_until(&env, &id, "sent on the retry", |s| s.sent_at.is_some()).await;
+    due_now(&env.app, &id);
+    wait_until(&env.app, &id, "sent on the retry", |s| s.sent_at.is_some()).await;
     let both = receiver.received();
     assert_eq!(both.len(), 2);
     assert_eq!(both[0].answered, Answer::Status(500));
@@ -280,7 +254,7 @@ async fn a_failed_delivery_is_retried_with_the_same_id_and_a_fresh_signature() {
         assert_eq!(got.header("webhook-id"), id, "one id across retries");
     }
     assert_eq!(both[0].body, both[1].body, "the same event");
-    assert_eq!(status(&env, &id).attempts, 2);
+    assert_eq!(status(&env.app, &id).attempts, 2);
     env.wait_for_metric(
         r#"braid_outbox_messages_total{channel="webhook",outcome="failed"}"#,
         1.0,
@@ -301,12 +275,13 @@ async fn an_event_is_given_up_after_the_webhooks_max_attempts() {
         .await
         .code();
     let id = webhook_rows(&env).remove(0);
-    wait_until(&env, &id, "a failed attempt", |s| s.last_error.is_some()).await;
-    env.app.db.execute(&format!(
-        "UPDATE outbox SET next_attempt_at = 0 WHERE id = '{id}'"
-    ));
-    wait_until(&env, &id, "given up", |s| s.gave_up_at.is_some()).await;
-    let s = status(&env, &id);
+    wait_until(&env.app, &id, "a failed attempt", |s| {
+        s.last_error.is_some()
+    })
+    .await;
+    due_now(&env.app, &id);
+    wait_until(&env.app, &id, "given up", |s| s.gave_up_at.is_some()).await;
+    let s = status(&env.app, &id);
     assert_eq!(
         (s.attempts, s.sent_at, s.last_error.as_deref()),
         (2, None, Some("webhook answered 302")),
@@ -424,7 +399,7 @@ async fn a_receiver_that_hangs_holds_up_no_sign_in_and_no_email() {
     let mail = sink.wait_for(1, WAIT).await.remove(0);
     assert_eq!(mail.rcpt_to, ["dave@example.com"]);
     assert_eq!(
-        status(&env, &rows[0]).sent_at,
+        status(&env.app, &rows[0]).sent_at,
         None,
         "still waiting for the receiver"
     );
@@ -481,8 +456,8 @@ async fn an_event_for_a_webhook_no_longer_configured_is_given_up_at_once() {
         .await
         .unwrap();
     let id = webhook_rows(&env).remove(0);
-    wait_until(&env, &id, "given up", |s| s.gave_up_at.is_some()).await;
-    let s = status(&env, &id);
+    wait_until(&env.app, &id, "given up", |s| s.gave_up_at.is_some()).await;
+    let s = status(&env.app, &id);
     assert_eq!(
         (s.attempts, s.last_error.as_deref()),
         (1, Some(r#"webhook "old" is no longer configured"#))

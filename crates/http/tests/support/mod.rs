@@ -3,6 +3,7 @@
 
 pub mod flow;
 pub mod link;
+pub mod outbox;
 pub mod raw;
 pub mod smtp_sink;
 pub mod webhook_receiver;
