@@ -24,6 +24,7 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod tokens;
+pub mod webhooks;
 
 pub use settings::Settings;
 pub use startup::{Application, StartupError};

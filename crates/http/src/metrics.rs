@@ -125,7 +125,7 @@ impl Metrics {
         let outbox_messages = IntCounterVec::new(
             Opts::new(
                 "outbox_messages_total",
-                "Email and SMS delivery attempts by channel and outcome: sent, failed (will retry), gave_up, expired (a code past its validity, not sent)",
+                "Email, SMS and webhook delivery attempts by channel (email, sms, webhook) and outcome: sent, failed (will retry), gave_up, expired (a code past its validity, not sent)",
             ),
             &["channel", "outcome"],
         )?;

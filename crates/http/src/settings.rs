@@ -28,6 +28,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub views: crate::pages::ViewSettings,
     pub metrics: MetricsSettings,
+    /// Outgoing webhooks, by name.
+    pub webhooks: BTreeMap<String, crate::webhooks::WebhookSettings>,
     /// `braid serve --dev` (see [`crate::dev::enable`]); never read from a file or the
     /// environment.
     #[serde(skip)]
@@ -362,6 +364,7 @@ impl Settings {
         out.extend(self.delivery_problems());
         out.extend(self.limits.problems());
         out.extend(self.metrics_problems());
+        out.extend(crate::webhooks::settings::problems(&self.webhooks));
         out
     }
 
@@ -669,6 +672,13 @@ impl Settings {
             &mut self.metrics.bearer_token,
             &mut self.metrics.bearer_token_file,
         );
+        for (name, w) in &mut self.webhooks {
+            load(
+                format!("webhooks.{name}.secret_file"),
+                &mut w.secret,
+                &mut w.secret_file,
+            );
+        }
         out
     }
 

@@ -54,7 +54,7 @@ pub enum StartupError {
     Metrics(#[from] prometheus::Error),
     #[error("cookie key: {0}")]
     CookieKey(#[from] KeyDerivationError),
-    #[error("email and SMS: {0}")]
+    #[error("email, SMS and webhooks: {0}")]
     Outbox(#[from] OutboxError),
     #[error("sessions: {0}")]
     Sessions(#[from] crate::sessions::SessionSetupError),
@@ -318,6 +318,7 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
         cookie_secure: settings.cookie_secure(),
         link_policy,
         outbox: Arc::new(Outbox::from_settings(&settings)?),
+        webhooks: crate::webhooks::Webhooks::from_settings(&settings.webhooks),
         dev: match &settings.dev {
             Some(dev) => Some(Arc::new(crate::dev::DevState::new(&settings, dev)?)),
             None => None,

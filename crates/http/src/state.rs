@@ -45,6 +45,8 @@ pub struct AppState {
     pub client_addrs: crate::client_addr::ClientAddrs,
     /// Email and SMS: message builders, `can_send`, and the worker's wake-up.
     pub outbox: Arc<Outbox>,
+    /// Which webhooks want which events ([`crate::webhooks::enqueue`]).
+    pub webhooks: crate::webhooks::Webhooks,
     /// Server-side sessions, when `sessions.enabled`.
     pub sessions: Option<crate::sessions::Sessions>,
     /// The development providers and demo app of `braid serve --dev`.

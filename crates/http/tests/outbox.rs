@@ -9,15 +9,15 @@ use braid_http::Settings;
 use braid_http::outbox::messages::Messages;
 use braid_http::outbox::{NewMessage, Outbox};
 use braid_http::settings::SmsProvider;
-use braid_storage::repo::outbox::{self, Channel, MessageStatus};
+use braid_storage::repo::outbox::{self, Channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::outbox::{WAIT, due_now, wait_until};
 use support::smtp_sink::SmtpSink;
 use support::{TestApp, spawn_app_with};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const WAIT: Duration = Duration::from_secs(15);
 const FROM: &str = "Braid Test <noreply@braid.test>";
 
 fn messages() -> Messages {
@@ -35,41 +35,6 @@ fn phone() -> Phone {
 fn enqueue(app: &TestApp, message: &NewMessage) -> String {
     let mut c = app.db.db.conn().unwrap();
     outbox::enqueue(&mut c, message, Timestamp::now()).unwrap()
-}
-
-fn status(app: &TestApp, id: &str) -> MessageStatus {
-    let mut c = app.db.db.conn().unwrap();
-    outbox::status(&mut c, id)
-        .unwrap()
-        .expect("the message exists")
-}
-
-/// Waits (bounded) until the message's status satisfies `done`.
-async fn wait_until(
-    app: &TestApp,
-    id: &str,
-    what: &str,
-    done: impl Fn(&MessageStatus) -> bool,
-) -> MessageStatus {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let s = status(app, id);
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} within {WAIT:?}; the message is {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Makes a message due now, as if its backoff had passed.
-fn due_now(app: &TestApp, id: &str) {
-    app.db.execute(&format!(
-        "UPDATE outbox SET next_attempt_at = 0 WHERE id = '{id}'"
-    ));
 }
 
 async fn metric(app: &TestApp, channel: &str, outcome: &str) -> u64 {

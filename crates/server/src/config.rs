@@ -19,7 +19,8 @@ const ENV_PREFIX: &str = "BRAID_";
 /// Variables under the prefix that are not settings.
 const RESERVED_ENV: [&str; 4] = ["BRAID_CONFIG", "BRAID_TEST_", "BRAID_E2E_", "BRAID_BENCH_"];
 /// Settings that take a list; in the environment they are comma-separated.
-const LIST_SUFFIXES: [&str; 5] = [
+const LIST_SUFFIXES: [&str; 6] = [
+    "events",
     "match_by",
     "redirect_uris",
     "scopes",
@@ -27,7 +28,11 @@ const LIST_SUFFIXES: [&str; 5] = [
     "routes.verify",
 ];
 /// Tables whose keys are ids the operator chooses, and the setting path of each.
-const ID_TABLES: [&[&str]; 2] = [&["clients"], &["federated_login", "providers"]];
+const ID_TABLES: [&[&str]; 3] = [
+    &["clients"],
+    &["federated_login", "providers"],
+    &["webhooks"],
+];
 /// How many unreadable values one run reports before it gives up.
 const MAX_READ_PROBLEMS: usize = 100;
 
@@ -631,6 +636,50 @@ mod tests {
             ]
         );
         assert!(problems.iter().all(|p| !p.contains("variant")));
+    }
+
+    #[test]
+    fn a_webhook_event_typo_names_the_nearest_event_and_the_environment_lists_events() {
+        let f = toml(
+            "[webhooks.crm]\nurl = \"https://crm.example.com/hooks\"\n\
+             secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n\
+             events = [\"user.created\", \"identity.linkd\"]\n",
+        );
+        let problems = load(Some(f.path()), env(&[])).unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                r#"webhooks.crm.events[1]: "identity.linkd": expected one of user.created, user.disabled, identity.linked, identity.unlinked, link.conflict; did you mean "identity.linked"?"#
+            ]
+        );
+        let s = load(
+            None,
+            env(&[
+                ("BRAID_WEBHOOKS__CRM__URL", "https://crm.example.com/hooks"),
+                (
+                    "BRAID_WEBHOOKS__CRM__SECRET",
+                    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                ),
+                ("BRAID_WEBHOOKS__CRM__EVENTS", "user.created, link.conflict"),
+            ]),
+        )
+        .unwrap()
+        .settings;
+        let crm = &s.webhooks["crm"];
+        assert_eq!(
+            crm.events,
+            [
+                braid_http::webhooks::EventType::UserCreated,
+                braid_http::webhooks::EventType::LinkConflict
+            ]
+        );
+        assert_eq!((crm.timeout, crm.max_attempts), (10, 12));
+        let missing = load(
+            None,
+            env(&[("BRAID_WEBHOOKS__CRM__EVENTS", "user.created")]),
+        )
+        .unwrap_err();
+        assert_eq!(missing[0], "webhooks.crm.url: required", "{missing:?}");
     }
 
     #[test]

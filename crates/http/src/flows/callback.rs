@@ -1,7 +1,7 @@
 //! `GET|POST /auth/connect/{provider}/callback`: open the browser's sealed flow and mark it
 //! used, check state before anything goes upstream, let the provider validate what it sent,
 //! decide who this is (DESIGN §4) and write the result — user, link, exchange code, audit
-//! event — in one transaction.
+//! event, webhook events — in one transaction.
 
 use crate::app_errors::{AppReturn, ErrorCode};
 use crate::client_addr::Client;
@@ -12,6 +12,7 @@ use crate::params::{ParamError, Params};
 use crate::settings::MatchBy;
 use crate::state::AppState;
 use crate::tokens::opaque::{self, RandomError};
+use crate::webhooks::{self, Event, Webhooks};
 use braid_core::linking::{self, Candidate, Decision, LinkInput, Outcome, Reason};
 use braid_core::{Email, FederatedIdentity, Phone, Timestamp, UserEmail, UserId, UserPhone};
 use braid_providers::{CallbackParams, ExpectedFlow, ProviderError};
@@ -231,6 +232,7 @@ async fn finish(
         policy: state.link_policy.clone(),
         match_by: state.settings.account_linking.match_by.clone(),
         delivery: state.delivery(),
+        webhooks: state.webhooks.clone(),
         link_ttl: Duration::from_secs(state.settings.account_linking.state_expiration),
         app_state: flow.app_state.clone(),
         client: client.clone(),
@@ -252,13 +254,20 @@ async fn finish(
     // (SECURITY-CASES I02).
     let job = std::sync::Arc::new(job);
     let first = job.clone();
-    let (decision, link) = match state.db.run_write(move |c| resolve(c, &first)).await {
+    let Resolved {
+        decision,
+        link,
+        events,
+    } = match state.db.run_write(move |c| resolve(c, &first)).await {
         Err(StorageError::Conflict(_)) => {
             let again = job.clone();
             state.db.run_write(move |c| resolve(c, &again)).await?
         }
         other => other?,
     };
+    if events > 0 {
+        state.outbox.wake();
+    }
     state
         .metrics
         .link_results
@@ -355,17 +364,23 @@ struct Resolution {
     policy: linking::LinkPolicy,
     match_by: Vec<MatchBy>,
     delivery: Delivery,
+    webhooks: Webhooks,
     link_ttl: Duration,
     app_state: Option<String>,
     client: Client,
     code: NewExchangeCode,
 }
 
-/// The decision, and for a manual link the state of the flow now stored.
-fn resolve(
-    c: &mut DbConn,
-    job: &Resolution,
-) -> Result<(Decision, Option<LinkState>), StorageError> {
+/// What [`resolve`] wrote.
+struct Resolved {
+    decision: Decision,
+    /// For a manual link, the state of the flow now stored.
+    link: Option<LinkState>,
+    /// Webhook events queued.
+    events: usize,
+}
+
+fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Resolved, StorageError> {
     let now = job.code.created_at;
     let identity = &job.identity;
     let linked = identities::find_by_key(c, &identity.provider, &identity.subject)?;
@@ -381,16 +396,15 @@ fn resolve(
     } else {
         Vec::new()
     };
-    let decision = linking::decide(
-        &LinkInput {
-            linked_user,
-            connect_user: job.connect_user.clone(),
-            provider_link_only: job.link_only,
-            candidates,
-        },
-        &job.policy,
-    );
+    let input = LinkInput {
+        linked_user,
+        connect_user: job.connect_user.clone(),
+        provider_link_only: job.link_only,
+        candidates,
+    };
+    let decision = linking::decide(&input, &job.policy);
     let mut link = None;
+    let mut events = Vec::new();
     let user = match &decision {
         Decision::LogIn { user, .. } => {
             if let Some(l) = &linked {
@@ -398,13 +412,35 @@ fn resolve(
             }
             Some(user.clone())
         }
-        Decision::Link { user, .. } => {
+        Decision::Link { user, reason } => {
             identities::insert(c, user, identity, now)?;
+            events.push(Event::IdentityLinked(webhooks::IdentityLinked {
+                user_id: user.to_string(),
+                provider: identity.provider.to_string(),
+                subject: identity.subject.to_string(),
+                client_id: Some(job.code.client_id.clone()),
+                method: if *reason == Reason::Connected {
+                    webhooks::LinkMethod::Connect
+                } else {
+                    webhooks::LinkMethod::Automatic
+                },
+                proof: None,
+            }));
             Some(user.clone())
         }
-        Decision::CreateUser { .. } => {
+        Decision::CreateUser { reason } => {
             let new = new_user_from(c, identity)?;
             let (user, _) = users::create_with_identity(c, &new, identity, now)?;
+            if *reason == Reason::AmbiguousMatch {
+                events.push(conflict_event(job, &input, *reason, Some(&user.id)));
+            }
+            events.push(Event::UserCreated(
+                webhooks::UserCreated::new(&user.id, &new.emails).signed_in(
+                    identity.provider.as_str(),
+                    identity.subject.as_str(),
+                    &job.code.client_id,
+                ),
+            ));
             Some(user.id)
         }
         Decision::Manual { candidates, reason } => {
@@ -429,7 +465,15 @@ fn resolve(
             link = Some(flow);
             None
         }
-        Decision::Refuse { .. } => None,
+        Decision::Refuse { reason } => {
+            if matches!(
+                reason,
+                Reason::AmbiguousMatch | Reason::IdentityOwnedByAnotherUser
+            ) {
+                events.push(conflict_event(job, &input, *reason, None));
+            }
+            None
+        }
     };
     if let Some(user) = &user {
         exchange_codes::insert(
@@ -459,7 +503,46 @@ fn resolve(
         }),
         now,
     )?;
-    Ok((decision, link))
+    let mut queued = 0;
+    for event in &events {
+        queued += webhooks::enqueue(c, &job.webhooks, event, now)?;
+    }
+    Ok(Resolved {
+        decision,
+        link,
+        events: queued,
+    })
+}
+
+/// `link.conflict`: the users involved are the matching ones, or the identity's owner and
+/// the user who tried to connect it.
+fn conflict_event(
+    job: &Resolution,
+    input: &LinkInput,
+    reason: Reason,
+    created: Option<&UserId>,
+) -> Event {
+    let involved: Vec<String> = input
+        .candidates
+        .iter()
+        .map(|c| c.user_id.to_string())
+        .chain(input.linked_user.iter().map(|(owner, _)| owner.to_string()))
+        .chain(input.connect_user.iter().map(ToString::to_string))
+        .take(webhooks::MAX_CONFLICT_USERS)
+        .collect();
+    Event::LinkConflict(webhooks::LinkConflict {
+        provider: job.identity.provider.to_string(),
+        subject: job.identity.subject.to_string(),
+        client_id: Some(job.code.client_id.clone()),
+        reason: reason.as_str().to_owned(),
+        action: if created.is_some() {
+            webhooks::ConflictAction::UserCreated
+        } else {
+            webhooks::ConflictAction::Refused
+        },
+        user_ids: involved,
+        created_user_id: created.map(ToString::to_string),
+    })
 }
 
 /// Existing users whose email or phone equals one the provider asserted.

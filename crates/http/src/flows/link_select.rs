@@ -12,6 +12,7 @@ use crate::flows::link_state::LinkState;
 use crate::params::Params;
 use crate::state::AppState;
 use crate::tokens::opaque::{self, RandomError};
+use crate::webhooks::{self, Event, UserCreated};
 use braid_core::mask::{mask_email, mask_phone};
 use braid_core::{Timestamp, UserId};
 use braid_storage::repo::audit::{self, AuditEvent};
@@ -299,7 +300,8 @@ async fn create_instead(
     let code = opaque::random_token()?;
     let code_hash = opaque::hash(&code);
     let ttl = std::time::Duration::from_secs(state.settings.tokens.exchange_code_ttl);
-    let flow = state
+    let hooks = state.webhooks.clone();
+    let (flow, events) = state
         .db
         .run_write(move |c| {
             let now = Timestamp::now();
@@ -314,6 +316,12 @@ async fn create_instead(
             }
             let new = new_user_from(c, &flow.identity)?;
             let (user, _) = users::create_with_identity(c, &new, &flow.identity, now)?;
+            let created = Event::UserCreated(UserCreated::new(&user.id, &new.emails).signed_in(
+                flow.identity.provider.as_str(),
+                flow.identity.subject.as_str(),
+                &flow.client_id,
+            ));
+            let events = webhooks::enqueue(c, &hooks, &created, now)?;
             exchange_codes::insert(
                 c,
                 &crate::flows::link_verify::exchange_code(&flow, &user.id, code_hash, now, ttl),
@@ -326,9 +334,12 @@ async fn create_instead(
                 &client,
                 now,
             )?;
-            Ok(Ok(flow))
+            Ok(Ok((flow, events)))
         })
         .await??;
+    if events > 0 {
+        state.outbox.wake();
+    }
     state
         .metrics
         .link_results

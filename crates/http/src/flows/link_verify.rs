@@ -2,7 +2,7 @@
 //! its password, or the code sent to its stored verified address — and on success the
 //! identity is linked and they go back to the app with an exchange code, exactly as a
 //! completed callback sends them. Consuming the flow and the code, the link, the exchange code,
-//! the audit row and the notice to the account's owner are one transaction.
+//! the audit row, the notice to the account's owner and the webhook event are one transaction.
 
 use crate::client_addr::Client;
 use crate::flows::callback::AppRedirect;
@@ -14,6 +14,7 @@ use crate::params::Params;
 use crate::passwords;
 use crate::state::AppState;
 use crate::tokens::opaque::{self, RandomError};
+use crate::webhooks::{self, Event};
 use braid_core::Secret;
 use braid_core::mask::{mask_email, mask_phone};
 use braid_core::{Timestamp, UserId};
@@ -375,6 +376,7 @@ async fn complete(
     let ttl = Duration::from_secs(state.settings.tokens.exchange_code_ttl);
     let delivery = state.delivery();
     let outbox = state.outbox.clone();
+    let hooks = state.webhooks.clone();
     let provider = provider_name(state, &flow);
     let (redirect_uri, app_state) = (flow.redirect_uri.clone(), flow.app_state.clone());
     let linked_user = user.clone();
@@ -413,6 +415,15 @@ async fn complete(
                 now,
             )?;
             notify_owner(c, &outbox, &user, delivery, &provider, now)?;
+            let linked = Event::IdentityLinked(webhooks::IdentityLinked {
+                user_id: user.to_string(),
+                provider: flow.identity.provider.to_string(),
+                subject: flow.identity.subject.to_string(),
+                client_id: Some(flow.client_id.clone()),
+                method: webhooks::LinkMethod::Manual,
+                proof: Some(proof.as_str().to_owned()),
+            });
+            webhooks::enqueue(c, &hooks, &linked, now)?;
             Ok(Ok(()))
         })
         .await

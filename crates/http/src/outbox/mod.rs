@@ -1,5 +1,5 @@
-//! Email and SMS: the messages, the senders, and the worker that delivers what the outbox
-//! table holds.
+//! Email, SMS and webhook events: the messages, the senders, and the worker that delivers
+//! what the outbox table holds.
 //!
 //! A flow that sends something renders the message with [`Outbox::messages`], writes it with
 //! `braid_storage::repo::outbox::enqueue` in the same write transaction as the change it
@@ -7,8 +7,10 @@
 //! backoff when the server or gateway fails, and never holds up the request that queued it.
 
 pub mod messages;
+mod post;
 pub mod sms;
 pub mod smtp;
+pub mod webhook;
 pub mod worker;
 
 use crate::settings::Settings;
@@ -17,6 +19,7 @@ use messages::Messages;
 use sms::SmsSender;
 use smtp::SmtpSender;
 use tokio::sync::Notify;
+use webhook::WebhookSenders;
 
 pub use braid_storage::repo::outbox::NewMessage;
 
@@ -58,6 +61,7 @@ pub struct Outbox {
     messages: Messages,
     email: Option<SmtpSender>,
     sms: Option<SmsSender>,
+    webhooks: WebhookSenders,
     wake: Notify,
 }
 
@@ -67,16 +71,32 @@ impl Outbox {
             messages: Messages::new(&settings.views)?,
             email: SmtpSender::from_settings(&settings.smtp).map_err(OutboxError::Config)?,
             sms: SmsSender::from_settings(&settings.sms).map_err(OutboxError::Config)?,
+            webhooks: WebhookSenders::from_settings(&settings.webhooks)
+                .map_err(OutboxError::Config)?,
             wake: Notify::new(),
         })
     }
 
     /// Whether this instance delivers messages of this channel (`smtp.url` set; `sms.provider`
-    /// not `none`). Offer a person only the channels for which this is true.
+    /// not `none`; a webhook configured). Offer a person only the channels for which this is
+    /// true.
     pub fn can_send(&self, channel: Channel) -> bool {
         match channel {
             Channel::Email => self.email.is_some(),
             Channel::Sms => self.sms.is_some(),
+            Channel::Webhook => self.webhooks.any(),
+        }
+    }
+
+    /// The attempts this message gets before it is given up: its webhook's `max_attempts`,
+    /// else the outbox's bound.
+    pub fn max_attempts(&self, claimed: &ClaimedMessage) -> u32 {
+        match claimed.message.channel {
+            Channel::Webhook => self
+                .webhooks
+                .max_attempts(&claimed.message.recipient)
+                .unwrap_or(1),
+            Channel::Email | Channel::Sms => worker::MAX_ATTEMPTS,
         }
     }
 
@@ -106,6 +126,7 @@ impl Outbox {
                 Some(sender) => sender.send(claimed).await,
                 None => Err(SendError::transient("SMS is not configured (sms.provider)")),
             },
+            Channel::Webhook => self.webhooks.send(claimed).await,
         }
     }
 }

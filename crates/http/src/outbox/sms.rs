@@ -7,7 +7,6 @@ use braid_core::mask_phone;
 use braid_storage::repo::outbox::ClaimedMessage;
 use std::time::Duration;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
@@ -77,13 +76,7 @@ impl WebhookSender {
             .as_ref()
             .map(|t| t.expose().to_owned())
             .ok_or("sms.webhook_token: required")?;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(TOTAL_TIMEOUT)
-            .user_agent(concat!("braid/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("sms webhook client: {}", e.without_url()))?;
+        let client = super::post::client(TOTAL_TIMEOUT, "sms webhook")?;
         Ok(Self { client, url, token })
     }
 
@@ -100,17 +93,7 @@ impl WebhookSender {
             .json(&body)
             .send()
             .await
-            .map_err(|e| {
-                let kind = if e.is_timeout() {
-                    "timed out"
-                } else if e.is_connect() {
-                    "could not connect"
-                } else {
-                    "request failed"
-                };
-                // Without the URL: it may carry a credential in its query.
-                SendError::transient(format!("SMS webhook: {kind}: {}", e.without_url()))
-            })?;
+            .map_err(|e| super::post::transport_error("SMS webhook", e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

@@ -1,7 +1,9 @@
 //! The background task that delivers queued messages: at once when woken (a request queued
-//! one), when the next retry falls due, and otherwise every few seconds (for messages another
-//! instance queued and did not send); it claims the due ones, sends them side by side, and
-//! marks each sent, or failed with a retry time that backs off, or given up. Every instance
+//! one), when the next retry falls due, when a send ends, and otherwise every few seconds (for
+//! messages another instance queued and did not send); it claims the due ones, sends them side
+//! by side without waiting for each other (a webhook receiver that hangs until its timeout
+//! delays no code email), and marks each sent, or failed with a retry time that backs off, or
+//! given up. Every instance
 //! runs one; claims keep them from sending the same message (see
 //! `braid_storage::repo::outbox`). An idle outbox costs one small read per poll.
 //!
@@ -25,10 +27,12 @@ const POLL_EVERY: Duration = Duration::from_secs(5);
 /// by two workers at once.
 pub const LEASE: Duration = Duration::from_secs(120);
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
-/// Messages claimed and sent side by side per round.
+/// Messages claimed per round.
 const BATCH: i64 = 10;
-/// A message still failing this long after it was queued, or after this many attempts, is
-/// given up (logged at ERROR). With [`backoff`] the age comes first; the count bounds the
+/// Sends in progress at once, at most.
+const MAX_IN_FLIGHT: usize = 32;
+/// A message still failing this long after it was queued, or after this many attempts (a
+/// webhook's event: after its `max_attempts`), is given up (logged at ERROR). With [`backoff`] the age comes first; the count bounds the
 /// attempts should the clock misbehave.
 pub const MAX_ATTEMPTS: u32 = 30;
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
@@ -79,16 +83,19 @@ impl Worker {
             let mut gauge_tick = tokio::time::interval(PENDING_GAUGE_EVERY);
             gauge_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut sleep = POLL_EVERY;
+            let mut in_flight = JoinSet::new();
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(sleep) => {}
                     () = self.outbox.woken() => {}
+                    // A send ended: its slot is free for a message that waited for one.
+                    Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                     _ = gauge_tick.tick() => {
                         self.update_pending().await;
                         continue;
                     }
                 }
-                sleep = match self.deliver_due().await {
+                sleep = match self.start_due(&mut in_flight).await {
                     Ok(next) => until(next).min(POLL_EVERY),
                     Err(e) => {
                         tracing::warn!(error = %e, "outbox: cannot read or claim messages");
@@ -99,28 +106,37 @@ impl Worker {
         });
     }
 
-    /// One round: claims and sends every message due now, in batches; returns when the next
-    /// pending message falls due, if any is pending.
-    pub async fn deliver_due(&self) -> Result<Option<Timestamp>, StorageError> {
+    /// One round: claims the messages due now, as many as there are free slots in
+    /// `in_flight`, and starts sending each there without waiting for it. Returns when the
+    /// next pending message falls due, if any is pending (messages being sent are held by
+    /// their lease), and `None` when every slot is taken (a send that ends wakes the worker).
+    pub async fn start_due(
+        &self,
+        in_flight: &mut JoinSet<()>,
+    ) -> Result<Option<Timestamp>, StorageError> {
         loop {
+            while in_flight.try_join_next().is_some() {}
+            let free = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
+            if free == 0 {
+                return Ok(None);
+            }
             let now = Timestamp::now();
             // A read first: an idle outbox costs no write transaction.
             let due = self.db.run(outbox::next_due_at).await?;
             if due.is_none_or(|at| at > now) {
                 return Ok(due);
             }
+            let limit = BATCH.min(i64::try_from(free).unwrap_or(BATCH));
             let batch = self
                 .db
-                .run_write(move |c| outbox::claim_due(c, now, LEASE, BATCH))
+                .run_write(move |c| outbox::claim_due(c, now, LEASE, limit))
                 .await?;
             let claimed = batch.len();
-            let mut sends = JoinSet::new();
             for message in batch {
                 let worker = self.clone();
-                sends.spawn(async move { worker.deliver(message).await });
+                in_flight.spawn(async move { worker.deliver(message).await });
             }
-            while sends.join_next().await.is_some() {}
-            if (claimed as i64) < BATCH {
+            if (claimed as i64) < limit {
                 return self.db.run(outbox::next_due_at).await;
             }
         }
@@ -175,7 +191,7 @@ impl Worker {
         // What the server said may quote the address; logs and the table get the masked one.
         let detail = replace_ignoring_case(&error.detail, &claimed.message.recipient, &to);
         let too_old = now >= claimed.created_at.plus(GIVE_UP_AFTER);
-        if error.permanent || attempt >= MAX_ATTEMPTS || too_old {
+        if error.permanent || attempt >= self.outbox.max_attempts(&claimed) || too_old {
             self.count(channel, "gave_up");
             tracing::error!(
                 message_id = %id, %channel, %to, attempt, outcome = "gave_up",

@@ -168,6 +168,18 @@ impl Env {
         page.body
     }
 
+    pub async fn enter_password(&self, page: &str, password: &str) -> Landing {
+        self.post_form(
+            VERIFY,
+            &[
+                ("csrf", &csrf(page)),
+                ("method", "password"),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
     pub async fn enter_code(&self, page: &str, code: &str) -> Landing {
         self.post_form(
             VERIFY,

@@ -3,8 +3,10 @@
 
 pub mod flow;
 pub mod link;
+pub mod outbox;
 pub mod raw;
 pub mod smtp_sink;
+pub mod webhook_receiver;
 
 use braid_http::{Application, Settings};
 use braid_storage::test_support::TestDb;

@@ -1,4 +1,4 @@
-//! Email and SMS waiting to be sent. A message is written by [`enqueue`] in the same
+//! Email, SMS and webhook events waiting to be sent. A message is written by [`enqueue`] in the same
 //! transaction as the change that caused it, so a rolled-back change sends nothing; a worker
 //! then [`claim_due`]s messages, sends them and marks each sent or failed.
 //!
@@ -24,15 +24,19 @@ use std::time::Duration;
 pub enum Channel {
     Email,
     Sms,
+    /// An event POSTed to a configured webhook: the recipient is the webhook's name, the
+    /// subject the event type, the body the JSON payload.
+    Webhook,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Sms];
+    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Sms, Channel::Webhook];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Email => "email",
             Channel::Sms => "sms",
+            Channel::Webhook => "webhook",
         }
     }
 
@@ -40,11 +44,13 @@ impl Channel {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
-    /// The recipient as it may be shown or logged: `a***@e***.com`, `+1 ••• ••• 0100`.
+    /// The recipient as it may be shown or logged: `a***@e***.com`, `+1 ••• ••• 0100`, and a
+    /// webhook's name as it is (it is the operator's, not a person's).
     pub fn mask(self, recipient: &str) -> String {
         match self {
             Channel::Email => mask_email(recipient),
             Channel::Sms => mask_phone(recipient),
+            Channel::Webhook => recipient.to_owned(),
         }
     }
 }
@@ -60,9 +66,9 @@ impl fmt::Display for Channel {
 #[derive(Clone, PartialEq, Eq)]
 pub struct NewMessage {
     pub channel: Channel,
-    /// An email address, or an E.164 phone number.
+    /// An email address, an E.164 phone number, or a webhook's name.
     pub recipient: String,
-    /// Email only.
+    /// Email: the subject; webhook: the event type.
     pub subject: Option<String>,
     pub text_body: String,
     /// Email only: the HTML alternative of `text_body`.
