@@ -28,6 +28,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub views: crate::pages::ViewSettings,
     pub metrics: MetricsSettings,
+    pub admin: crate::admin::AdminSettings,
     /// `braid serve --dev` (see [`crate::dev::enable`]); never read from a file or the
     /// environment.
     #[serde(skip)]
@@ -352,6 +353,7 @@ impl Settings {
         out.extend(self.delivery_problems());
         out.extend(self.limits.problems());
         out.extend(self.metrics_problems());
+        out.extend(self.admin.problems());
         out
     }
 

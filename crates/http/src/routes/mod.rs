@@ -1,3 +1,5 @@
+pub mod admin_api;
+pub mod admin_console;
 pub mod auth;
 pub mod health;
 pub mod link;
@@ -24,6 +26,8 @@ pub fn configure(
         crate::dev::configure(cfg, dev);
     }
     cfg.configure(health::configure)
+        .configure(admin_api::configure)
+        .configure(admin_console::configure)
         .configure(|cfg| link::configure(cfg, &links.select, &links.verify, sessions))
         .configure(|cfg| auth::configure(cfg, providers, sessions));
 }
