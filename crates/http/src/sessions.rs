@@ -69,7 +69,9 @@ impl Sessions {
             SessionStoreKind::Redis => {
                 let url = s.redis_url.clone().unwrap_or_default();
                 let build = RedisSessionStore::builder(url)
-                    .cache_keygen(|key| format!("braid:session:{}", opaque::hex(&opaque::hash(key))))
+                    .cache_keygen(|key| {
+                        format!("braid:session:{}", opaque::hex(&opaque::hash(key)))
+                    })
                     .build();
                 // The connection manager retries a refused connection for minutes.
                 let redis = tokio::time::timeout(REDIS_CONNECT_TIMEOUT, build)

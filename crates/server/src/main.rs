@@ -168,7 +168,10 @@ fn create_admin_key(name: &str) -> ExitCode {
         ..Default::default()
     };
     if let Some(problem) = checked.problems().first() {
-        eprintln!("braid: --name: {}", problem.split(": ").nth(1).unwrap_or(problem));
+        eprintln!(
+            "braid: --name: {}",
+            problem.split(": ").nth(1).unwrap_or(problem)
+        );
         return ExitCode::from(2);
     }
     let Ok(new) = braid_http::admin::keys::generate() else {

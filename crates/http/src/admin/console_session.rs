@@ -50,7 +50,8 @@ impl ConsoleSession {
         if cookie.value().len() > 1024 {
             return None;
         }
-        let session: Self = serde_json::from_slice(&state.admin_sealer.open(cookie.value())?).ok()?;
+        let session: Self =
+            serde_json::from_slice(&state.admin_sealer.open(cookie.value())?).ok()?;
         (session.exp > Timestamp::now().as_millis()).then_some(session)
     }
 

@@ -39,7 +39,9 @@ impl AdminSettings {
                 || key.name.len() > 64
                 || !key.name.bytes().all(|b| b.is_ascii_graphic())
             {
-                out.push(format!("{at}.name: must be 1-64 printable ASCII characters"));
+                out.push(format!(
+                    "{at}.name: must be 1-64 printable ASCII characters"
+                ));
             }
             if self.keys[..i].iter().any(|k| k.name == key.name) {
                 out.push(format!("{at}.name: {:?} is used twice", key.name));

@@ -31,9 +31,7 @@ pub enum AdminError {
     UserNotFound,
     #[error("the user has no identity with this id")]
     IdentityNotFound,
-    #[error(
-        "this identity is the user's last way to sign in; remove it anyway with force=true"
-    )]
+    #[error("this identity is the user's last way to sign in; remove it anyway with force=true")]
     LastWayToSignIn,
     #[error("the user already has an identity of provider {0}")]
     ProviderTaken(String),
@@ -449,7 +447,9 @@ pub async fn link(
                 return Ok(Err(AdminError::AlreadyLinked));
             }
             if identities::user_has_provider(c, &to, &identity.provider)? {
-                return Ok(Err(AdminError::ProviderTaken(identity.provider.to_string())));
+                return Ok(Err(AdminError::ProviderTaken(
+                    identity.provider.to_string(),
+                )));
             }
             if !request.force && is_last_way_to_sign_in(c, &from, &identity.id)? {
                 return Ok(Err(AdminError::LastWayToSignIn));

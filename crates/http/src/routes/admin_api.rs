@@ -358,14 +358,7 @@ async fn unlink_identity(
     let (user, identity) = path.into_inner();
     done(match admin_users::user_id(&user) {
         Ok(id) => {
-            admin_users::unlink(
-                &state,
-                &actor,
-                id,
-                identity,
-                params.force.unwrap_or(false),
-            )
-            .await
+            admin_users::unlink(&state, &actor, id, identity, params.force.unwrap_or(false)).await
         }
         Err(e) => Err(e),
     })

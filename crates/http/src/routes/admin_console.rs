@@ -24,16 +24,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/users/{user_id}", web::get().to(user_page))
         .route(
             "/admin/users/{user_id}/disable",
-            web::post().to(|req, state, path, body| change(req, state, path, body, Change::Disable)),
+            web::post()
+                .to(|req, state, path, body| change(req, state, path, body, Change::Disable)),
         )
         .route(
             "/admin/users/{user_id}/enable",
             web::post().to(|req, state, path, body| change(req, state, path, body, Change::Enable)),
         )
-        .route(
-            "/admin/users/{user_id}/delete",
-            web::get().to(delete_page),
-        )
+        .route("/admin/users/{user_id}/delete", web::get().to(delete_page))
         .route(
             "/admin/users/{user_id}/delete",
             web::post().to(|req, state, path, body| change(req, state, path, body, Change::Delete)),

@@ -166,7 +166,9 @@ fn email_prefix(
     if let Some(after) = after {
         q = q.filter(user_emails::user_id.lt(after.to_owned()));
     }
-    Ok(q.order(user_emails::user_id.desc()).limit(want).load(conn)?)
+    Ok(q.order(user_emails::user_id.desc())
+        .limit(want)
+        .load(conn)?)
 }
 
 fn name_prefix(
@@ -201,7 +203,10 @@ fn listed(conn: &mut DbConn, ids: &[String]) -> Result<Vec<Listed>, StorageError
     let mut out = Vec::with_capacity(ids.len());
     let emails: Vec<(String, String)> = user_emails::table
         .filter(user_emails::user_id.eq_any(ids))
-        .order((user_emails::is_primary.desc(), user_emails::created_at.asc()))
+        .order((
+            user_emails::is_primary.desc(),
+            user_emails::created_at.asc(),
+        ))
         .select((user_emails::user_id, user_emails::email))
         .load(conn)?;
     let providers: Vec<(String, String)> = identities::table
