@@ -155,7 +155,7 @@ async fn sign_in(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes)
 async fn sign_out(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     let (session, _) = match signed_in(&req, &state) {
         Ok(s) => s,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let Some(form) = form(&req, &body) else {
         return bad_form(&req, &state);
@@ -179,7 +179,7 @@ struct ListQuery {
 async fn users_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let (session, actor) = match signed_in(&req, &state) {
         Ok(s) => s,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let Ok(query) = web::Query::<ListQuery>::from_query(req.query_string()) else {
         return bad_form(&req, &state);
@@ -233,7 +233,7 @@ async fn show_user(
 ) -> HttpResponse {
     let (session, actor) = match signed_in(&req, &state) {
         Ok(s) => s,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let done = web::Query::<UserQuery>::from_query(req.query_string())
         .ok()
@@ -268,7 +268,7 @@ async fn change(
 ) -> HttpResponse {
     let (_, actor) = match checked_form(&req, &state, &body) {
         Ok(s) => s,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let id = match admin_users::user_id(&path) {
         Ok(id) => id,
@@ -296,7 +296,7 @@ async fn unlink(
 ) -> HttpResponse {
     let (_, actor) = match checked_form(&req, &state, &body) {
         Ok(s) => s,
-        Err(res) => return res,
+        Err(res) => return *res,
     };
     let force = form(&req, &body).is_some_and(|f| f.get("force") == Some("yes"));
     let (user, identity) = path.into_inner();
@@ -312,14 +312,18 @@ async fn unlink(
 }
 
 /// The signed-in session and its admin, or the answer for a visitor who is not signed in.
-fn signed_in(req: &HttpRequest, state: &AppState) -> Result<(ConsoleSession, Actor), HttpResponse> {
+/// Boxed: a response is large, and the signed-in path should not move one around.
+fn signed_in(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<(ConsoleSession, Actor), Box<HttpResponse>> {
     if !state.settings.admin.enabled() {
-        return Err(disabled(req, state));
+        return Err(Box::new(disabled(req, state)));
     }
-    let session = ConsoleSession::of(req, state).ok_or_else(|| see_other("/admin"))?;
+    let session = ConsoleSession::of(req, state).ok_or_else(|| Box::new(see_other("/admin")))?;
     let name = session
         .admin(state)
-        .ok_or_else(|| see_other("/admin"))?
+        .ok_or_else(|| Box::new(see_other("/admin")))?
         .to_owned();
     Ok((
         session,
@@ -335,11 +339,11 @@ fn checked_form(
     req: &HttpRequest,
     state: &AppState,
     body: &[u8],
-) -> Result<(ConsoleSession, Actor), HttpResponse> {
+) -> Result<(ConsoleSession, Actor), Box<HttpResponse>> {
     let (session, actor) = signed_in(req, state)?;
-    let form = form(req, body).ok_or_else(|| bad_form(req, state))?;
+    let form = form(req, body).ok_or_else(|| Box::new(bad_form(req, state)))?;
     if !session.csrf_ok(state, form.get("csrf")) {
-        return Err(forbidden(req, state));
+        return Err(Box::new(forbidden(req, state)));
     }
     Ok((session, actor))
 }
