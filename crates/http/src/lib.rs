@@ -1,5 +1,6 @@
 //! Braid's HTTP surface: the actix-web application, its settings, keys and routes.
 
+pub mod admin;
 pub mod app_errors;
 pub mod client_addr;
 pub mod clients;

@@ -12,7 +12,7 @@ use crate::flows::link_select::SelectView;
 use crate::flows::link_verify::VerifyView;
 
 /// The templates in the binary, by file name.
-const EMBEDDED: [(&str, &str); 8] = [
+const EMBEDDED: [(&str, &str); 13] = [
     ("base.html", include_str!("../../../templates/base.html")),
     ("error.html", include_str!("../../../templates/error.html")),
     (
@@ -24,6 +24,26 @@ const EMBEDDED: [(&str, &str); 8] = [
         include_str!("../../../templates/link_verify.html"),
     ),
     ("style.css", include_str!("../../../templates/style.css")),
+    (
+        "admin/base.html",
+        include_str!("../../../templates/admin/base.html"),
+    ),
+    (
+        "admin/login.html",
+        include_str!("../../../templates/admin/login.html"),
+    ),
+    (
+        "admin/users.html",
+        include_str!("../../../templates/admin/users.html"),
+    ),
+    (
+        "admin/user.html",
+        include_str!("../../../templates/admin/user.html"),
+    ),
+    (
+        "admin/delete.html",
+        include_str!("../../../templates/admin/delete.html"),
+    ),
     (
         "dev/idp_authorize.html",
         include_str!("../../../templates/dev/idp_authorize.html"),
@@ -184,10 +204,34 @@ impl Pages {
         message: &str,
         back: Option<&str>,
     ) -> HttpResponse {
+        self.error_page(req, status, (title, message), back, "Start again")
+    }
+
+    /// An error page of the admin console, with a way back to `back` (a console path).
+    pub fn admin_error(
+        &self,
+        req: &HttpRequest,
+        status: StatusCode,
+        title: &str,
+        message: &str,
+        back: &str,
+    ) -> HttpResponse {
+        self.error_page(req, status, (title, message), Some(back), "Back")
+    }
+
+    fn error_page(
+        &self,
+        req: &HttpRequest,
+        status: StatusCode,
+        (title, message): (&str, &str),
+        back: Option<&str>,
+        back_label: &str,
+    ) -> HttpResponse {
         let mut ctx = Context::new();
         ctx.insert("title", title);
         ctx.insert("message", message);
         ctx.insert("back", &back);
+        ctx.insert("back_label", back_label);
         let request_id = req
             .extensions()
             .get::<RequestId>()

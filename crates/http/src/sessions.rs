@@ -69,7 +69,9 @@ impl Sessions {
             SessionStoreKind::Redis => {
                 let url = s.redis_url.clone().unwrap_or_default();
                 let build = RedisSessionStore::builder(url)
-                    .cache_keygen(|key| format!("braid:session:{}", hex(&opaque::hash(key))))
+                    .cache_keygen(|key| {
+                        format!("braid:session:{}", opaque::hex(&opaque::hash(key)))
+                    })
                     .build();
                 // The connection manager retries a refused connection for minutes.
                 let redis = tokio::time::timeout(REDIS_CONNECT_TIMEOUT, build)
@@ -174,10 +176,6 @@ fn cookie_key(secret: &[u8]) -> Result<Key, SessionSetupError> {
         .and_then(|okm| okm.fill(&mut out))
         .map_err(|_| SessionSetupError::Key)?;
     Key::try_from(&out[..]).map_err(|_| SessionSetupError::Key)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The configured store, as one type for the middleware.

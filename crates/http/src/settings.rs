@@ -30,6 +30,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// Outgoing webhooks, by name.
     pub webhooks: BTreeMap<String, crate::webhooks::WebhookSettings>,
+    pub admin: crate::admin::AdminSettings,
     /// `braid serve --dev` (see [`crate::dev::enable`]); never read from a file or the
     /// environment.
     #[serde(skip)]
@@ -365,6 +366,7 @@ impl Settings {
         out.extend(self.limits.problems());
         out.extend(self.metrics_problems());
         out.extend(crate::webhooks::settings::problems(&self.webhooks));
+        out.extend(self.admin.problems());
         out
     }
 

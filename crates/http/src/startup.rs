@@ -288,6 +288,7 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
     };
     let flow_sealer = Sealer::new(&session_key, login_flow::PURPOSE)?;
     let link_sealer = Sealer::new(&session_key, link_state::PURPOSE)?;
+    let admin_sealer = Sealer::new(&session_key, crate::admin::console_session::PURPOSE)?;
     let sessions = crate::sessions::Sessions::from_settings(&settings, &db, &session_key).await?;
     if let Some(s) = &sessions {
         tracing::info!(store = s.store_kind(), "server-side sessions on");
@@ -302,6 +303,7 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
         db,
         flow_sealer,
         link_sealer,
+        admin_sealer,
         csrf: CsrfKey::new(&session_key),
         code_key: Arc::new(CodeKey::new(&session_key)),
         link_paths: LinkPaths {

@@ -25,7 +25,9 @@ pub struct AppState {
     pub flow_sealer: Sealer,
     /// Seals and opens manual link cookies.
     pub link_sealer: Sealer,
-    /// CSRF tokens of the manual link forms.
+    /// Seals and opens admin console cookies.
+    pub admin_sealer: Sealer,
+    /// CSRF tokens of the manual link forms and the admin console.
     pub csrf: CsrfKey,
     /// Keys the stored hashes of one-time codes.
     pub code_key: Arc<CodeKey>,

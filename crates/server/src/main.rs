@@ -58,6 +58,22 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// Manage the keys of the admin API and console.
+    AdminKeys {
+        #[command(subcommand)]
+        action: AdminKeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminKeysAction {
+    /// Make a new admin key: prints the key once (Braid keeps only its hash) and the line to
+    /// add to [admin] keys in the configuration.
+    Create {
+        /// Who holds the key; audit events of what it does name it.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -87,6 +103,13 @@ enum KeysAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Needs no configuration: its output is what goes into it.
+    if let Command::AdminKeys {
+        action: AdminKeysAction::Create { name },
+    } = &cli.command
+    {
+        return create_admin_key(name);
+    }
     // serve and check-config check everything serve builds at start; the other commands
     // (healthcheck runs every few seconds) check the settings only.
     let checks = match cli.command {
@@ -120,6 +143,7 @@ fn main() -> ExitCode {
         Command::Users {
             action: UsersAction::Import { file, skip_invalid },
         } => import_users(settings, &file, skip_invalid),
+        Command::AdminKeys { .. } => ExitCode::SUCCESS,
         Command::Serve { dev: false } => serve(loaded),
         Command::Serve { dev: true } => {
             let mut loaded = loaded;
@@ -132,6 +156,42 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+#[allow(clippy::print_stdout)]
+fn create_admin_key(name: &str) -> ExitCode {
+    let checked = braid_http::admin::AdminSettings {
+        keys: vec![braid_http::admin::keys::AdminKey {
+            name: name.to_owned(),
+            hash: "0".repeat(64),
+        }],
+        ..Default::default()
+    };
+    if let Some(problem) = checked.problems().first() {
+        eprintln!(
+            "braid: --name: {}",
+            problem.split(": ").nth(1).unwrap_or(problem)
+        );
+        return ExitCode::from(2);
+    }
+    let Ok(new) = braid_http::admin::keys::generate() else {
+        eprintln!("braid: the system random source failed");
+        return ExitCode::FAILURE;
+    };
+    println!("Admin key (shown only now; Braid keeps its hash):");
+    println!();
+    println!("    {}", new.key);
+    println!();
+    println!("Add to the [admin] section of the configuration:");
+    println!();
+    println!(
+        "    keys = [{{ name = {}, hash = \"{}\" }}]",
+        serde_json::to_string(name).unwrap_or_default(),
+        new.hash
+    );
+    println!();
+    println!("Use it as: Authorization: Bearer <key>, or sign in at /admin.");
+    ExitCode::SUCCESS
 }
 
 #[allow(clippy::print_stdout)]

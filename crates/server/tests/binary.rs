@@ -652,3 +652,69 @@ redirect_uris = ["https://app.example.com/cb", "http://127.0.0.1:3000/cb"]
         ]
     );
 }
+
+#[tokio::test]
+async fn admin_keys_create_prints_a_key_and_the_config_line_that_lets_it_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = braid(dir.path())
+        .args(["admin-keys", "create", "--name", "ops"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let key = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("braid_ak_"))
+        .expect("the key")
+        .to_owned();
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("keys = "))
+        .expect("the config line")
+        .to_owned();
+    assert!(
+        !line.contains(&key),
+        "the configuration gets the hash, not the key"
+    );
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.path().join("braid.toml"),
+        format!("[server]\nport = {port}\n\n[admin]\n{line}\n"),
+    )
+    .unwrap();
+    let mut child = Running(
+        braid(dir.path())
+            .args(["serve", "--config", "braid.toml"])
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(&format!("http://127.0.0.1:{port}/readyz"), &mut child.0).await;
+    let client = reqwest::Client::new();
+    let users = format!("http://127.0.0.1:{port}/admin/api/users");
+    let ok = client.get(&users).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let other = client
+        .get(&users)
+        .bearer_auth(format!("{key}x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 401);
+
+    let bad = braid(dir.path())
+        .args(["admin-keys", "create", "--name", ""])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

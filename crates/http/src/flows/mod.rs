@@ -1,6 +1,7 @@
 //! One file per flow. A flow parses nothing and renders nothing: handlers give it checked input
 //! and turn its result or its error into a page, a redirect or JSON.
 
+pub mod admin_users;
 pub mod callback;
 pub mod connect;
 pub mod exchange;

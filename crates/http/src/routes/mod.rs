@@ -1,3 +1,5 @@
+pub mod admin_api;
+pub mod admin_console;
 pub mod auth;
 pub mod health;
 pub mod link;
@@ -23,9 +25,13 @@ pub fn configure(
     if let Some(dev) = dev {
         crate::dev::configure(cfg, dev);
     }
+    // The admin routes come last: actix tries routes in order, and the login path should not
+    // pay for matching them.
     cfg.configure(health::configure)
         .configure(|cfg| link::configure(cfg, &links.select, &links.verify, sessions))
-        .configure(|cfg| auth::configure(cfg, providers, sessions));
+        .configure(|cfg| auth::configure(cfg, providers, sessions))
+        .configure(admin_api::configure)
+        .configure(admin_console::configure);
 }
 
 /// The answer for a path no route matched: Braid's page on the browser routes (a mistyped

@@ -21,6 +21,11 @@ pub fn hash(token: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// Lower-case hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Compares two secrets without leaking where they differ.
 pub fn same_secret(a: &str, b: &str) -> bool {
     hash(a).ct_eq(&hash(b)).into()

@@ -123,6 +123,8 @@ pub enum LinkMethod {
     Connect,
     /// The person chose the account and proved owning it (`proof` says how).
     Manual,
+    /// An operator moved the identity from another user (admin API or console).
+    Admin,
 }
 
 /// A provider's identity was linked to an existing user. A new user's first identity comes

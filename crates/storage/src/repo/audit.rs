@@ -65,52 +65,68 @@ pub fn recent(conn: &mut DbConn, limit: i64) -> Result<Vec<StoredAuditEvent>, St
     let rows: Vec<Row> = audit_events::table
         .order((audit_events::at.desc(), audit_events::id.desc()))
         .limit(limit)
-        .select((
-            audit_events::at,
-            audit_events::kind,
-            audit_events::result,
-            audit_events::reason,
-            audit_events::user_id,
-            audit_events::provider,
-            audit_events::subject,
-            audit_events::client_id,
-            audit_events::ip,
-            audit_events::user_agent,
-            audit_events::detail,
-        ))
+        .select(COLUMNS)
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                at,
-                kind,
-                result,
-                reason,
-                user_id,
-                provider,
-                subject,
-                client_id,
-                ip,
-                user_agent,
-                detail,
-            )| {
-                StoredAuditEvent {
-                    at: Timestamp::from_millis(at),
-                    event: AuditEvent {
-                        kind,
-                        result,
-                        reason,
-                        user_id,
-                        provider,
-                        subject,
-                        client_id,
-                        ip,
-                        user_agent,
-                        detail,
-                    },
-                }
-            },
-        )
-        .collect())
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
+const COLUMNS: (
+    audit_events::at,
+    audit_events::kind,
+    audit_events::result,
+    audit_events::reason,
+    audit_events::user_id,
+    audit_events::provider,
+    audit_events::subject,
+    audit_events::client_id,
+    audit_events::ip,
+    audit_events::user_agent,
+    audit_events::detail,
+) = (
+    audit_events::at,
+    audit_events::kind,
+    audit_events::result,
+    audit_events::reason,
+    audit_events::user_id,
+    audit_events::provider,
+    audit_events::subject,
+    audit_events::client_id,
+    audit_events::ip,
+    audit_events::user_agent,
+    audit_events::detail,
+);
+
+fn from_row(
+    (at, kind, result, reason, user_id, provider, subject, client_id, ip, user_agent, detail): Row,
+) -> StoredAuditEvent {
+    StoredAuditEvent {
+        at: Timestamp::from_millis(at),
+        event: AuditEvent {
+            kind,
+            result,
+            reason,
+            user_id,
+            provider,
+            subject,
+            client_id,
+            ip,
+            user_agent,
+            detail,
+        },
+    }
+}
+
+/// The user's events, newest first.
+pub fn of_user(
+    conn: &mut DbConn,
+    user_id: &str,
+    limit: i64,
+) -> Result<Vec<StoredAuditEvent>, StorageError> {
+    let rows: Vec<Row> = audit_events::table
+        .filter(audit_events::user_id.eq(user_id))
+        .order((audit_events::at.desc(), audit_events::id.desc()))
+        .limit(limit)
+        .select(COLUMNS)
+        .load(conn)?;
+    Ok(rows.into_iter().map(from_row).collect())
 }

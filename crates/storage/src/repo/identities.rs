@@ -129,3 +129,31 @@ pub fn user_has_provider(
         .get_result(conn)?;
     Ok(n > 0)
 }
+
+pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<LinkedIdentity>, StorageError> {
+    identities::table
+        .filter(identities::id.eq(id))
+        .get_result::<IdentityRow>(conn)
+        .optional()?
+        .map(LinkedIdentity::try_from)
+        .transpose()
+}
+
+/// Removes the identity from `user`; false when `user` has no identity of that id.
+pub fn delete_of_user(conn: &mut DbConn, user: &UserId, id: &str) -> Result<bool, StorageError> {
+    let n = diesel::delete(
+        identities::table
+            .filter(identities::id.eq(id))
+            .filter(identities::user_id.eq(user.as_str())),
+    )
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Moves the identity to another user; false when no identity has that id.
+pub fn move_to(conn: &mut DbConn, id: &str, to: &UserId) -> Result<bool, StorageError> {
+    let n = diesel::update(identities::table.filter(identities::id.eq(id)))
+        .set(identities::user_id.eq(to.as_str()))
+        .execute(conn)?;
+    Ok(n == 1)
+}

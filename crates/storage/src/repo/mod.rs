@@ -18,5 +18,6 @@ pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod revoked_access_tokens;
 pub mod sessions;
+pub mod user_search;
 pub mod users;
 pub mod verification_codes;

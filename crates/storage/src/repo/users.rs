@@ -173,6 +173,16 @@ pub fn find(conn: &mut DbConn, id: &UserId) -> Result<Option<User>, StorageError
     .transpose()
 }
 
+/// The users of these ids that exist, in no particular order.
+pub fn find_many(conn: &mut DbConn, ids: &[String]) -> Result<Vec<User>, StorageError> {
+    users::table
+        .filter(users::id.eq_any(ids))
+        .load::<UserRow>(conn)?
+        .into_iter()
+        .map(User::try_from)
+        .collect()
+}
+
 pub fn emails(conn: &mut DbConn, id: &UserId) -> Result<Vec<UserEmail>, StorageError> {
     user_emails::table
         .filter(user_emails::user_id.eq(id.as_str()))

@@ -1,0 +1,184 @@
+//! The admin console's pages: sign-in with an admin key, search, a user's page, unlink,
+//! disable and delete (with its confirmation), and the CSRF token every form needs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use braid_http::admin::keys::{self, AdminKey};
+use reqwest::cookie::CookieStore;
+use support::flow::*;
+use support::link::csrf;
+
+async fn console_env() -> (Env, String) {
+    let mut key = String::new();
+    let env = env_with(|s| {
+        let new = keys::generate().unwrap();
+        s.admin.keys.push(AdminKey {
+            name: "ops".into(),
+            hash: new.hash,
+        });
+        key = new.key;
+    })
+    .await;
+    (env, key)
+}
+
+async fn get(env: &Env, path: &str) -> Landing {
+    land(env.app.client.get(env.url(path)).send().await.unwrap()).await
+}
+
+async fn post(env: &Env, path: &str, form: &[(&str, &str)]) -> Landing {
+    land(
+        env.app
+            .client
+            .post(env.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// Signs the test's browser in; the CSRF token of its session.
+async fn sign_in(env: &Env, key: &str) -> String {
+    let page = get(env, "/admin").await;
+    assert_eq!(page.status, 200);
+    let token = csrf(&page.body);
+    let done = post(env, "/admin/login", &[("csrf", &token), ("key", key)]).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location.unwrap().path(), "/admin/users");
+    csrf(&get(env, "/admin/users").await.body)
+}
+
+#[tokio::test]
+async fn the_console_needs_a_valid_key_and_a_csrf_token_to_sign_in() {
+    let (env, key) = console_env().await;
+    let r = get(&env, "/admin/users").await;
+    assert_eq!(
+        (r.status.as_u16(), r.location.unwrap().path()),
+        (303, "/admin")
+    );
+    let page = get(&env, "/admin").await;
+    let token = csrf(&page.body);
+    let wrong = post(
+        &env,
+        "/admin/login",
+        &[("csrf", &token), ("key", "braid_ak_x")],
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("not a valid admin key"));
+    let no_csrf = post(&env, "/admin/login", &[("key", &key)]).await;
+    assert_eq!(no_csrf.status, 403);
+    assert_eq!(
+        get(&env, "/admin/users").await.status,
+        303,
+        "still signed out"
+    );
+
+    let token = sign_in(&env, &key).await;
+    let cookie = env
+        .app
+        .jar
+        .cookies(&url::Url::parse(&env.url("/admin")).unwrap());
+    assert!(cookie.is_some());
+    let out = post(&env, "/admin/logout", &[("csrf", &token)]).await;
+    assert_eq!(out.status, 303);
+    assert_eq!(get(&env, "/admin/users").await.status, 303);
+}
+
+#[tokio::test]
+async fn the_console_finds_a_user_shows_their_identities_and_unlinks_one() {
+    let (env, key) = console_env().await;
+    let tokens = env.tokens_for("ann-sub", "ann@example.com", true).await;
+    let user = env.user_of(&tokens).await;
+    let token = sign_in(&env, &key).await;
+
+    let list = get(&env, "/admin/users?q=ann%40").await;
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("ann@example.com"), "{}", list.body);
+    assert!(list.body.contains(&format!("/admin/users/{user}")));
+
+    let page = get(&env, &format!("/admin/users/{user}")).await;
+    assert!(page.body.contains("ann-sub"));
+    let action = page
+        .body
+        .split(r#"action=""#)
+        .map(|s| s.split('"').next().unwrap())
+        .find(|a| a.ends_with("/unlink"))
+        .unwrap()
+        .to_owned();
+    // The user's only identity: refused without the confirmation box.
+    let refused = post(&env, &action, &[("csrf", &token)]).await;
+    assert_eq!(refused.status, 409);
+    assert!(refused.body.contains("last way to sign in"));
+    let forged = post(&env, &action, &[("force", "yes")]).await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(env.count("identities"), 1);
+
+    let done = post(&env, &action, &[("csrf", &token), ("force", "yes")]).await;
+    assert_eq!(done.status, 303);
+    assert_eq!(env.count("identities"), 0);
+    let page = get(
+        &env,
+        done.location
+            .unwrap()
+            .as_str()
+            .trim_start_matches(&env.app.address),
+    )
+    .await;
+    assert!(page.body.contains("The identity was removed"));
+    assert!(page.body.contains("admin.identity_unlinked"));
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        error_json(env.refresh(refresh).await).await,
+        (400, "invalid_grant".into())
+    );
+}
+
+#[tokio::test]
+async fn disable_and_delete_from_the_console_take_a_csrf_token_and_a_confirmation() {
+    let (env, key) = console_env().await;
+    let tokens = env.tokens_for("bob-sub", "bob@example.com", true).await;
+    let user = env.user_of(&tokens).await;
+    let token = sign_in(&env, &key).await;
+
+    let disabled = post(
+        &env,
+        &format!("/admin/users/{user}/disable"),
+        &[("csrf", &token)],
+    )
+    .await;
+    assert_eq!(disabled.status, 303);
+    let page = get(&env, &format!("/admin/users/{user}?done=disabled")).await;
+    assert!(page.body.contains("badge"), "shown as disabled");
+    assert_eq!(
+        env.me(tokens["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
+
+    let confirm = get(&env, &format!("/admin/users/{user}/delete")).await;
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("cannot be undone"));
+    let forged = post(
+        &env,
+        &format!("/admin/users/{user}/delete"),
+        &[("csrf", "x")],
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(env.count("users"), 1);
+    let deleted = post(
+        &env,
+        &format!("/admin/users/{user}/delete"),
+        &[("csrf", &csrf(&confirm.body))],
+    )
+    .await;
+    assert_eq!(deleted.status, 303);
+    assert_eq!(env.count("users"), 0);
+    let gone = get(&env, &format!("/admin/users/{user}")).await;
+    assert_eq!(gone.status, 404);
+}
