@@ -7,6 +7,7 @@ use crate::app_errors::{AppReturn, ErrorCode};
 use crate::flows::link_proof::{Delivery, Proofs};
 use crate::flows::link_state::LinkState;
 use crate::flows::login_flow::LoginFlow;
+use crate::flows::token_issue::AuthContext;
 use crate::params::{ParamError, Params};
 use crate::settings::MatchBy;
 use crate::state::AppState;
@@ -174,6 +175,7 @@ async fn finish(
 
     let code = opaque::random_token()?;
     let ttl = Duration::from_secs(state.settings.tokens.exchange_code_ttl);
+    let provider_name = provider.display_name().to_owned();
     let job = Resolution {
         identity,
         connect_user: flow
@@ -186,6 +188,8 @@ async fn finish(
         policy: state.link_policy.clone(),
         match_by: state.settings.account_linking.match_by.clone(),
         delivery: state.delivery(),
+        outbox: state.outbox.clone(),
+        provider_name,
         link_ttl: Duration::from_secs(state.settings.account_linking.state_expiration),
         app_state: flow.app_state.clone(),
         code: NewExchangeCode {
@@ -195,7 +199,8 @@ async fn finish(
             code_challenge: flow.code_challenge.clone(),
             code_challenge_method: flow.code_challenge.as_ref().map(|_| "S256".to_owned()),
             user_id: UserId::generate(),
-            auth_context: serde_json::json!({ "idp": provider.id().as_str() }).to_string(),
+            // Set once the identity's row is known (see `resolve`).
+            auth_context: String::new(),
             created_at: now,
             expires_at: now.plus(ttl),
         },
@@ -220,6 +225,9 @@ async fn finish(
         .inc();
     if let Decision::Refuse { reason } = decision {
         return Err(CallbackError::Refused(reason));
+    }
+    if decision.reason() == Reason::Connected {
+        state.outbox.wake();
     }
     let result = LoginResult {
         result: decision.outcome().as_str(),
@@ -309,6 +317,9 @@ struct Resolution {
     policy: linking::LinkPolicy,
     match_by: Vec<MatchBy>,
     delivery: Delivery,
+    outbox: std::sync::Arc<crate::outbox::Outbox>,
+    /// For the notice to the owner of an account a provider was connected to.
+    provider_name: String,
     link_ttl: Duration,
     app_state: Option<String>,
     code: NewExchangeCode,
@@ -334,31 +345,53 @@ fn resolve(
     } else {
         Vec::new()
     };
-    let decision = linking::decide(
-        &LinkInput {
-            linked_user,
-            connect_user: job.connect_user.clone(),
-            provider_link_only: job.link_only,
-            candidates,
-        },
-        &job.policy,
-    );
-    let mut link = None;
-    let user = match &decision {
-        Decision::LogIn { user, .. } => {
-            if let Some(l) = &linked {
-                identities::touch_login(c, &l.id, identity, now)?;
-            }
-            Some(user.clone())
+    // The user a connect started for may have been disabled (or deleted) since.
+    let connect_user_gone = match &job.connect_user {
+        Some(me) => users::find(c, me)?.is_none_or(|u| u.disabled),
+        None => false,
+    };
+    let decision = if connect_user_gone {
+        Decision::Refuse {
+            reason: Reason::UserDisabled,
         }
-        Decision::Link { user, .. } => {
-            identities::insert(c, user, identity, now)?;
-            Some(user.clone())
+    } else {
+        linking::decide(
+            &LinkInput {
+                linked_user,
+                connect_user: job.connect_user.clone(),
+                provider_link_only: job.link_only,
+                candidates,
+            },
+            &job.policy,
+        )
+    };
+    let mut link = None;
+    let signed_in = match &decision {
+        Decision::LogIn { user, .. } => match &linked {
+            Some(l) => {
+                identities::touch_login(c, &l.id, identity, now)?;
+                Some((user.clone(), l.id.clone()))
+            }
+            None => return Err(StorageError::Corrupt("sign-in without an identity".into())),
+        },
+        Decision::Link { user, reason } => {
+            let linked = identities::insert(c, user, identity, now)?;
+            if *reason == Reason::Connected {
+                crate::flows::link_verify::notify_owner(
+                    c,
+                    &job.outbox,
+                    user,
+                    job.delivery,
+                    &job.provider_name,
+                    now,
+                )?;
+            }
+            Some((user.clone(), linked.id))
         }
         Decision::CreateUser { .. } => {
             let new = new_user_from(c, identity)?;
-            let (user, _) = users::create_with_identity(c, &new, identity, now)?;
-            Some(user.id)
+            let (user, linked) = users::create_with_identity(c, &new, identity, now)?;
+            Some((user.id, linked.id))
         }
         Decision::Manual { candidates, reason } => {
             let flow = LinkState::new(job.link_ttl, now, back_link(&job.code.redirect_uri))
@@ -384,19 +417,26 @@ fn resolve(
         }
         Decision::Refuse { .. } => None,
     };
-    if let Some(user) = &user {
+    if let Some((user, identity_id)) = &signed_in {
+        let context = AuthContext::federated(identity.provider.as_str(), identity_id, now);
         exchange_codes::insert(
             c,
             &NewExchangeCode {
                 user_id: user.clone(),
+                auth_context: context.to_json(),
                 ..job.code.clone()
             },
         )?;
     }
+    let user = signed_in.map(|(user, _)| user).or(job.connect_user.clone());
     audit::record(
         c,
         &AuditEvent {
-            kind: "federated_login".into(),
+            kind: if job.connect_user.is_some() {
+                "connect".into()
+            } else {
+                "federated_login".into()
+            },
             result: Some(decision.outcome().as_str().into()),
             reason: Some(decision.reason().as_str().into()),
             user_id: user.map(String::from),
@@ -530,6 +570,7 @@ pub fn refused_code(reason: Reason) -> ErrorCode {
     match reason {
         Reason::LinkOnlyProvider => ErrorCode::LinkOnlyProvider,
         Reason::UserDisabled => ErrorCode::UserDisabled,
+        Reason::IdentityOwnedByAnotherUser => ErrorCode::IdentityAlreadyLinked,
         _ => ErrorCode::LinkConflict,
     }
 }

@@ -294,10 +294,12 @@ async fn create_instead(state: &AppState, link: &LinkState) -> Result<Chosen, Se
                 return Ok(Err(SelectError::NoFlow));
             }
             let new = new_user_from(c, &flow.identity)?;
-            let (user, _) = users::create_with_identity(c, &new, &flow.identity, now)?;
+            let (user, linked) = users::create_with_identity(c, &new, &flow.identity, now)?;
             exchange_codes::insert(
                 c,
-                &crate::flows::link_verify::exchange_code(&flow, &user.id, code_hash, now, ttl),
+                &crate::flows::link_verify::exchange_code(
+                    &flow, &user.id, &linked.id, code_hash, now, ttl,
+                ),
             )?;
             record_end(
                 c,

@@ -1,3 +1,4 @@
+pub mod account;
 pub mod auth;
 pub mod health;
 pub mod link;
@@ -25,7 +26,8 @@ pub fn configure(
     }
     cfg.configure(health::configure)
         .configure(|cfg| link::configure(cfg, &links.select, &links.verify, sessions))
-        .configure(|cfg| auth::configure(cfg, providers, sessions));
+        .configure(|cfg| auth::configure(cfg, providers, sessions))
+        .configure(account::configure);
 }
 
 /// The answer for a path no route matched: Braid's page on the browser routes (a mistyped
