@@ -494,9 +494,7 @@ impl Settings {
             );
         }
         if !(10..=3600).contains(&l.connect_max_age) {
-            out.push(
-                "account_linking.connect_max_age: must be between 10 and 3600 seconds".into(),
-            );
+            out.push("account_linking.connect_max_age: must be between 10 and 3600 seconds".into());
         }
         if !(10..=600).contains(&l.link_ticket_ttl) {
             out.push("account_linking.link_ticket_ttl: must be between 10 and 600 seconds".into());

@@ -25,10 +25,7 @@ pub enum UnlinkError {
 }
 
 pub async fn list(state: &AppState, user: UserId) -> Result<Value, StorageError> {
-    let linked = state
-        .db
-        .run(move |c| identities::of_user(c, &user))
-        .await?;
+    let linked = state.db.run(move |c| identities::of_user(c, &user)).await?;
     Ok(json!({ "identities": linked.iter().map(render).collect::<Vec<_>>() }))
 }
 

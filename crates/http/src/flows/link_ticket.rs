@@ -19,9 +19,7 @@ use std::time::Duration;
 pub enum LinkTicketError {
     #[error(transparent)]
     Bearer(#[from] BearerError),
-    #[error(
-        "the sign-in is older than {max_age} seconds: sign in again, then ask for the ticket"
-    )]
+    #[error("the sign-in is older than {max_age} seconds: sign in again, then ask for the ticket")]
     StaleSignIn { max_age: u64 },
     #[error("{0}")]
     BadParams(#[from] ParamError),

@@ -15,7 +15,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth/link-tickets", web::post().to(create_link_ticket))
         .route("/auth/me/identities", web::get().to(list_identities))
-        .route("/auth/me/identities/{id}", web::delete().to(unlink_identity));
+        .route(
+            "/auth/me/identities/{id}",
+            web::delete().to(unlink_identity),
+        );
 }
 
 async fn create_link_ticket(
@@ -82,7 +85,9 @@ fn body_params(req: &HttpRequest, body: &[u8]) -> Result<Params, String> {
         .and_then(|v| v.split(';').next())
         .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
-        return Err("send the parameters as application/x-www-form-urlencoded or application/json".into());
+        return Err(
+            "send the parameters as application/x-www-form-urlencoded or application/json".into(),
+        );
     }
     let object: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(body).map_err(|_| "the body is not a JSON object".to_owned())?;
