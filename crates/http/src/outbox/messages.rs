@@ -254,39 +254,34 @@ mod tests {
     }
 
     #[test]
-    fn the_linked_notice_names_the_provider_and_the_time_escaped_in_html() {
+    fn the_linked_and_unlinked_notices_name_the_provider_and_the_time_escaped_in_html() {
         let when = Timestamp::from_millis(1_796_565_780_000);
-        let m = messages()
-            .identity_linked_email(&alice(), "Acme <SSO>", when)
-            .unwrap();
-        assert_eq!(
-            m.subject.as_deref(),
-            Some("A new sign-in method was added to your account")
-        );
-        assert!(m.text_body.contains("Acme <SSO>, on 2026-12-06 14:03 UTC"));
-        assert!(m.text_body.contains("If it was not you"));
-        let html = m.html_body.unwrap();
-        assert!(html.contains("Acme &lt;SSO&gt;"), "{html}");
-        assert!(!html.contains("<SSO>"));
-        assert!(html.contains("Wasn't you?"));
-    }
-
-    #[test]
-    fn the_unlinked_notice_names_the_provider_and_the_time_escaped_in_html() {
-        let when = Timestamp::from_millis(1_796_565_780_000);
-        let m = messages()
-            .identity_unlinked_email(&alice(), "Acme <SSO>", when)
-            .unwrap();
-        assert_eq!(
-            m.subject.as_deref(),
-            Some("A sign-in method was removed from your account")
-        );
-        assert!(m.text_body.contains("Acme <SSO>, on 2026-12-06 14:03 UTC"));
-        assert!(m.text_body.contains("sessions started with it have ended"));
-        let html = m.html_body.unwrap();
-        assert!(html.contains("Acme &lt;SSO&gt;"), "{html}");
-        assert!(!html.contains("<SSO>"));
-        assert!(html.contains("Wasn't you?"));
+        let m = messages();
+        for (notice, subject, says) in [
+            (
+                m.identity_linked_email(&alice(), "Acme <SSO>", when),
+                "A new sign-in method was added to your account",
+                "If it was not you",
+            ),
+            (
+                m.identity_unlinked_email(&alice(), "Acme <SSO>", when),
+                "A sign-in method was removed from your account",
+                "sessions started with it have ended",
+            ),
+        ] {
+            let notice = notice.unwrap();
+            assert_eq!(notice.subject.as_deref(), Some(subject));
+            assert!(
+                notice
+                    .text_body
+                    .contains("Acme <SSO>, on 2026-12-06 14:03 UTC")
+            );
+            assert!(notice.text_body.contains(says), "{}", notice.text_body);
+            let html = notice.html_body.unwrap();
+            assert!(html.contains("Acme &lt;SSO&gt;"), "{html}");
+            assert!(!html.contains("<SSO>"));
+            assert!(html.contains("Wasn't you?"));
+        }
     }
 
     #[test]
