@@ -549,3 +549,49 @@ async fn a_user_disabled_after_the_ticket_gets_nothing_connected() {
     assert!(landing.body.contains("user_disabled"));
     assert_eq!(t.env.count("identities"), 1);
 }
+
+#[tokio::test]
+async fn g_concurrent_uses_of_one_ticket_start_one_connect() {
+    let t = two_providers().await;
+    let tokens = t.env.tokens_for("ivan", "ivan@example.com", true).await;
+    let ticket = t.ticket(&tokens).await;
+    let url = t
+        .env
+        .url(&format!("/auth/connect/other?link_ticket={ticket}"));
+    let mut tries = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (client, url) = (t.env.app.client.clone(), url.clone());
+        tries.spawn(async move { client.get(url).send().await.unwrap().status() });
+    }
+    let statuses = tries.join_all().await;
+    let started = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SEE_OTHER)
+        .count();
+    assert_eq!(started, 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::SEE_OTHER || *s == StatusCode::BAD_REQUEST)
+    );
+}
+
+#[tokio::test]
+async fn concurrent_unlinks_of_the_last_two_identities_leave_one() {
+    let t = two_providers().await;
+    let (first, _) = t.signed_in_with_both("judy", "judy-other").await;
+    let ids: Vec<String> = t
+        .identities(access(&first))
+        .await
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    let (a, b) = tokio::join!(
+        t.unlink(access(&first), &ids[0]),
+        t.unlink(access(&first), &ids[1])
+    );
+    let mut statuses = [a.status(), b.status()];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::NO_CONTENT, StatusCode::CONFLICT]);
+    assert_eq!(t.identities(access(&first)).await.len(), 1);
+}
