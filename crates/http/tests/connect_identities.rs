@@ -207,12 +207,15 @@ async fn d13_connect_binds_to_session_user() {
     assert_eq!(provider_of(&alices, "other")["subject"], "alice-other");
     assert_eq!(t.identities(access(&mallory)).await.len(), 1);
 
-    // Audited as a connect, and Alice is told at her verified address.
+    // Audited with the connect's reason, and Alice is told at her verified address.
     let kinds =
         t.env.app.db.texts(
             "SELECT kind || ':' || COALESCE(reason, '') AS t FROM audit_events ORDER BY at, id",
         );
-    assert!(kinds.contains(&"connect:connected".to_owned()), "{kinds:?}");
+    assert!(
+        kinds.contains(&"federated_login:connected".to_owned()),
+        "{kinds:?}"
+    );
     assert_eq!(recipients(&t.env), vec!["alice@example.com".to_owned()]);
     let subjects = t.env.app.db.texts("SELECT subject AS t FROM outbox");
     assert_eq!(
@@ -390,11 +393,10 @@ async fn connecting_an_identity_of_another_user_shows_identity_already_linked() 
     );
     assert_eq!(t.identities(access(&alice)).await.len(), 1);
     assert_eq!(t.identities(access(&bob)).await.len(), 2);
-    let reasons = t
-        .env
-        .app
-        .db
-        .texts("SELECT COALESCE(reason, '') AS t FROM audit_events WHERE kind = 'connect'");
+    let reasons =
+        t.env.app.db.texts(
+            "SELECT COALESCE(reason, '') AS t FROM audit_events WHERE kind = 'federated_login'",
+        );
     assert!(reasons.contains(&"identity_owned_by_another_user".to_owned()));
 }
 

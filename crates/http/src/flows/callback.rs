@@ -432,11 +432,7 @@ fn resolve(
     audit::record(
         c,
         &AuditEvent {
-            kind: if job.connect_user.is_some() {
-                "connect".into()
-            } else {
-                "federated_login".into()
-            },
+            kind: "federated_login".into(),
             result: Some(decision.outcome().as_str().into()),
             reason: Some(decision.reason().as_str().into()),
             user_id: user.map(String::from),
