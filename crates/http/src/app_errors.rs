@@ -23,12 +23,13 @@ pub enum ErrorCode {
     LinkOnlyProvider,
     UserDisabled,
     LinkConflict,
+    IdentityAlreadyLinked,
     TooManyAttempts,
     Unavailable,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::Cancelled,
         ErrorCode::ProviderRefused,
         ErrorCode::ProviderUnavailable,
@@ -40,6 +41,7 @@ impl ErrorCode {
         ErrorCode::LinkOnlyProvider,
         ErrorCode::UserDisabled,
         ErrorCode::LinkConflict,
+        ErrorCode::IdentityAlreadyLinked,
         ErrorCode::TooManyAttempts,
         ErrorCode::Unavailable,
     ];
@@ -57,6 +59,7 @@ impl ErrorCode {
             ErrorCode::LinkOnlyProvider => "link_only_provider",
             ErrorCode::UserDisabled => "user_disabled",
             ErrorCode::LinkConflict => "link_conflict",
+            ErrorCode::IdentityAlreadyLinked => "identity_already_linked",
             ErrorCode::TooManyAttempts => "too_many_attempts",
             ErrorCode::Unavailable => "unavailable",
         }
@@ -87,6 +90,9 @@ impl ErrorCode {
             ErrorCode::LinkOnlyProvider => "this provider can only be connected to an account",
             ErrorCode::UserDisabled => "the account is disabled",
             ErrorCode::LinkConflict => "the sign-in cannot be linked to an account",
+            ErrorCode::IdentityAlreadyLinked => {
+                "this sign-in is already connected to another account"
+            }
             ErrorCode::TooManyAttempts => "too many wrong attempts",
             ErrorCode::Unavailable => "sign-in is unavailable right now",
         }

@@ -57,6 +57,11 @@ impl Params {
     pub fn has(&self, key: &str) -> bool {
         self.0.contains_key(key)
     }
+
+    /// Sets a parameter the server decided, replacing what the request said.
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.0.insert(key.to_owned(), value.to_owned());
+    }
 }
 
 fn printable(key: &str) -> String {

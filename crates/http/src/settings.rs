@@ -179,6 +179,11 @@ pub struct AccountLinkingSettings {
     pub state_expiration: u64,
     pub routes: LinkRoutes,
     pub codes: crate::flows::link_proof::CodeSettings,
+    /// A signed-in user may connect another provider only this many seconds after signing in
+    /// (the access token's `auth_time`); older sign-ins must sign in again first.
+    pub connect_max_age: u64,
+    /// Lifetime of a link ticket (`POST /auth/link-tickets`), in seconds.
+    pub link_ticket_ttl: u64,
 }
 
 impl Default for AccountLinkingSettings {
@@ -191,6 +196,8 @@ impl Default for AccountLinkingSettings {
             state_expiration: 600,
             routes: LinkRoutes::default(),
             codes: Default::default(),
+            connect_max_age: 300,
+            link_ticket_ttl: 120,
         }
     }
 }
@@ -506,6 +513,12 @@ impl Settings {
             out.push(
                 "account_linking.state_expiration: must be between 60 and 1800 seconds".into(),
             );
+        }
+        if !(10..=3600).contains(&l.connect_max_age) {
+            out.push("account_linking.connect_max_age: must be between 10 and 3600 seconds".into());
+        }
+        if !(10..=600).contains(&l.link_ticket_ttl) {
+            out.push("account_linking.link_ticket_ttl: must be between 10 and 600 seconds".into());
         }
         if l.resolution != Resolution::Disabled && l.match_by.is_empty() {
             out.push("account_linking.match_by: empty, so linking can never find anyone".into());

@@ -53,6 +53,7 @@ async fn signed(env: &Env, edit: impl FnOnce(&mut AccessClaims)) -> String {
         jti: "forged".into(),
         idp: None,
         external_id: None,
+        auth_time: None,
     };
     edit(&mut claims);
     access::sign(&ring.keys().await.unwrap(), &claims).unwrap()

@@ -31,6 +31,7 @@ fn claims(ttl: Duration) -> AccessClaims {
         jti: braid_core::new_id(),
         idp: None,
         external_id: None,
+        auth_time: None,
     }
 }
 

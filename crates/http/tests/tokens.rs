@@ -20,6 +20,7 @@ fn claims(aud: &str) -> AccessClaims {
         jti: "jti-1".into(),
         idp: Some("google".into()),
         external_id: Some("42".into()),
+        auth_time: None,
     }
 }
 

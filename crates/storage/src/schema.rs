@@ -131,6 +131,22 @@ diesel::table! {
         family_expires_at -> BigInt,
         rotated_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
+        identity_id -> Nullable<Text>,
+        auth_time -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    link_tickets (ticket_hash) {
+        ticket_hash -> Binary,
+        user_id -> Text,
+        client_id -> Text,
+        redirect_uri -> Text,
+        app_state -> Nullable<Text>,
+        code_challenge -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        consumed_at -> Nullable<BigInt>,
     }
 }
 
@@ -232,6 +248,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     verification_codes,
     exchange_codes,
     refresh_tokens,
+    link_tickets,
     revoked_access_tokens,
     signing_keys,
     server_secrets,

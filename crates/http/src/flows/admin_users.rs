@@ -435,7 +435,7 @@ pub async fn unlink(
             if !force && is_last_way_to_sign_in(c, &id, &identity.id)? {
                 return Ok(Err(AdminError::LastWayToSignIn));
             }
-            identities::delete_of_user(c, &id, &identity.id)?;
+            identities::delete_of_user(c, &identity.id, &id)?;
             let revoked = refresh_tokens::revoke_all_of_user(c, &id, now)?;
             let mut event = event(&actor, "admin.identity_unlinked", &id, None, revoked);
             event.provider = Some(identity.provider.to_string());

@@ -8,6 +8,7 @@ use crate::client_addr::Client;
 use crate::flows::link_proof::{Delivery, Proofs};
 use crate::flows::link_state::LinkState;
 use crate::flows::login_flow::LoginFlow;
+use crate::flows::token_issue::AuthContext;
 use crate::params::{ParamError, Params};
 use crate::settings::MatchBy;
 use crate::state::AppState;
@@ -220,6 +221,7 @@ async fn finish(
 
     let code = opaque::random_token()?;
     let ttl = Duration::from_secs(state.settings.tokens.exchange_code_ttl);
+    let provider_name = provider.display_name().to_owned();
     let job = Resolution {
         identity,
         connect_user: flow
@@ -233,6 +235,8 @@ async fn finish(
         match_by: state.settings.account_linking.match_by.clone(),
         delivery: state.delivery(),
         webhooks: state.webhooks.clone(),
+        outbox: state.outbox.clone(),
+        provider_name,
         link_ttl: Duration::from_secs(state.settings.account_linking.state_expiration),
         app_state: flow.app_state.clone(),
         client: client.clone(),
@@ -243,7 +247,8 @@ async fn finish(
             code_challenge: flow.code_challenge.clone(),
             code_challenge_method: flow.code_challenge.as_ref().map(|_| "S256".to_owned()),
             user_id: UserId::generate(),
-            auth_context: serde_json::json!({ "idp": provider.id().as_str() }).to_string(),
+            // Set once the identity's row is known (see `resolve`).
+            auth_context: String::new(),
             created_at: now,
             expires_at: now.plus(ttl),
         },
@@ -275,6 +280,9 @@ async fn finish(
         .inc();
     if let Decision::Refuse { reason } = decision {
         return Err(CallbackError::Refused(reason));
+    }
+    if decision.reason() == Reason::Connected {
+        state.outbox.wake();
     }
     let result = LoginResult {
         result: decision.outcome().as_str(),
@@ -365,6 +373,9 @@ struct Resolution {
     match_by: Vec<MatchBy>,
     delivery: Delivery,
     webhooks: Webhooks,
+    outbox: std::sync::Arc<crate::outbox::Outbox>,
+    /// For the notice to the owner of an account a provider was connected to.
+    provider_name: String,
     link_ttl: Duration,
     app_state: Option<String>,
     client: Client,
@@ -396,24 +407,46 @@ fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Resolved, StorageError> {
     } else {
         Vec::new()
     };
+    // The user a connect started for may have been disabled (or deleted) since.
+    let connect_user_gone = match &job.connect_user {
+        Some(me) => users::find(c, me)?.is_none_or(|u| u.disabled),
+        None => false,
+    };
     let input = LinkInput {
         linked_user,
         connect_user: job.connect_user.clone(),
         provider_link_only: job.link_only,
         candidates,
     };
-    let decision = linking::decide(&input, &job.policy);
+    let decision = if connect_user_gone {
+        Decision::Refuse {
+            reason: Reason::UserDisabled,
+        }
+    } else {
+        linking::decide(&input, &job.policy)
+    };
     let mut link = None;
     let mut events = Vec::new();
-    let user = match &decision {
-        Decision::LogIn { user, .. } => {
-            if let Some(l) = &linked {
+    let signed_in = match &decision {
+        Decision::LogIn { user, .. } => match &linked {
+            Some(l) => {
                 identities::touch_login(c, &l.id, identity, now)?;
+                Some((user.clone(), l.id.clone()))
             }
-            Some(user.clone())
-        }
+            None => return Err(StorageError::Corrupt("sign-in without an identity".into())),
+        },
         Decision::Link { user, reason } => {
-            identities::insert(c, user, identity, now)?;
+            let linked = identities::insert(c, user, identity, now)?;
+            if *reason == Reason::Connected {
+                crate::flows::link_verify::notify_owner(
+                    c,
+                    &job.outbox,
+                    user,
+                    job.delivery,
+                    &job.provider_name,
+                    now,
+                )?;
+            }
             events.push(Event::IdentityLinked(webhooks::IdentityLinked {
                 user_id: user.to_string(),
                 provider: identity.provider.to_string(),
@@ -426,11 +459,11 @@ fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Resolved, StorageError> {
                 },
                 proof: None,
             }));
-            Some(user.clone())
+            Some((user.clone(), linked.id))
         }
         Decision::CreateUser { reason } => {
             let new = new_user_from(c, identity)?;
-            let (user, _) = users::create_with_identity(c, &new, identity, now)?;
+            let (user, linked) = users::create_with_identity(c, &new, identity, now)?;
             if *reason == Reason::AmbiguousMatch {
                 events.push(conflict_event(job, &input, *reason, Some(&user.id)));
             }
@@ -441,7 +474,7 @@ fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Resolved, StorageError> {
                     &job.code.client_id,
                 ),
             ));
-            Some(user.id)
+            Some((user.id, linked.id))
         }
         Decision::Manual { candidates, reason } => {
             let flow = LinkState::new(job.link_ttl, now, back_link(&job.code.redirect_uri))
@@ -475,11 +508,13 @@ fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Resolved, StorageError> {
             None
         }
     };
-    if let Some(user) = &user {
+    if let Some((user, identity_id)) = &signed_in {
+        let context = AuthContext::federated(identity.provider.as_str(), identity_id, now);
         exchange_codes::insert(
             c,
             &NewExchangeCode {
                 user_id: user.clone(),
+                auth_context: context.to_json(),
                 ..job.code.clone()
             },
         )?;
@@ -488,6 +523,7 @@ fn resolve(c: &mut DbConn, job: &Resolution) -> Result<Resolved, StorageError> {
         Decision::Refuse { reason } => Some(error_detail(refused_code(reason))),
         _ => None,
     };
+    let user = signed_in.map(|(user, _)| user).or(job.connect_user.clone());
     audit::record(
         c,
         &job.client.stamp(AuditEvent {
@@ -665,6 +701,7 @@ pub fn refused_code(reason: Reason) -> ErrorCode {
     match reason {
         Reason::LinkOnlyProvider => ErrorCode::LinkOnlyProvider,
         Reason::UserDisabled => ErrorCode::UserDisabled,
+        Reason::IdentityOwnedByAnotherUser => ErrorCode::IdentityAlreadyLinked,
         _ => ErrorCode::LinkConflict,
     }
 }

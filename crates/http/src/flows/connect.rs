@@ -36,6 +36,12 @@ pub enum ConnectError {
     StateTooLong,
     #[error("the sign-in request is too large (state and redirect_uri together)")]
     FlowTooLarge,
+    #[error("a link_ticket carries the application's parameters: send it alone")]
+    TicketWithAppParams,
+    #[error("the link ticket is invalid, expired or was already used")]
+    TicketInvalid,
+    #[error(transparent)]
+    Storage(#[from] braid_storage::StorageError),
     #[error(transparent)]
     Upstream(#[from] ProviderError),
     #[error(transparent)]
@@ -69,6 +75,15 @@ pub struct ConnectStart {
 }
 
 const MAX_APP_STATE: usize = 1024;
+
+/// What a sign-in link says about the app; a link ticket already holds all of it.
+const APP_PARAMS: [&str; 5] = [
+    "client_id",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+];
 
 pub fn app_target(state: &AppState, params: &Params) -> Result<AppTarget, ConnectError> {
     let (client, redirect_uri) = match params.get("client_id") {
@@ -149,7 +164,7 @@ impl ConnectError {
         match self {
             ConnectError::ProviderDisabled => Some(ErrorCode::ProviderDisabled),
             ConnectError::Upstream(e) => Some(crate::flows::callback::upstream_code(e)),
-            ConnectError::Random(_) => Some(ErrorCode::Unavailable),
+            ConnectError::Random(_) | ConnectError::Storage(_) => Some(ErrorCode::Unavailable),
             _ => None,
         }
     }
@@ -166,7 +181,21 @@ pub async fn start(
         .providers
         .get(provider_id)
         .ok_or(ConnectError::UnknownProvider)?;
-    let target = app_target(state, params)?;
+    // A connect for a signed-in user: who and where come from the ticket alone, never from
+    // the URL (SECURITY-CASES D13).
+    let (connect_user, target) = match params.get("link_ticket") {
+        Some(ticket) => {
+            if APP_PARAMS.iter().any(|p| params.has(p)) {
+                return Err(ConnectError::TicketWithAppParams.into());
+            }
+            let (user, target) = crate::flows::link_ticket::redeem(state, ticket)
+                .await
+                .map_err(ConnectError::from)?
+                .ok_or(ConnectError::TicketInvalid)?;
+            (Some(user), target)
+        }
+        None => (None, app_target(state, params)?),
+    };
     let failed = |error: ConnectError, target: &AppTarget| ConnectFailed {
         error,
         app: AppReturn::checked(
@@ -200,7 +229,7 @@ pub async fn start(
         redirect_uri: target.redirect_uri,
         app_state: target.state,
         code_challenge: target.code_challenge,
-        connect_user_id: None,
+        connect_user_id: connect_user.map(String::from),
     };
     let flow_cookie = match flow.seal(&state.flow_sealer) {
         Ok(sealed) => sealed,

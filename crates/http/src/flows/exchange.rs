@@ -4,7 +4,7 @@
 //! what the first redemption issued (RFC 6749 §4.1.2, F02/F03).
 
 use crate::flows::grant::{Grant, GrantError, require_grant_type};
-use crate::flows::token_issue::{Family, Issued, Minter, UserClaims};
+use crate::flows::token_issue::{AuthContext, Family, Issued, Minter, UserClaims};
 use crate::params::Params;
 use crate::state::AppState;
 use crate::tokens::opaque;
@@ -77,11 +77,13 @@ pub async fn redeem(
                     (None, None) if client.is_public() => return Ok(Grant::Rejected("PKCE is required")),
                     (None, None) => {}
                 }
-                let idp = serde_json::from_str::<serde_json::Value>(&found.auth_context)
-                    .ok()
-                    .and_then(|v| v.get("idp").and_then(|i| i.as_str()).map(str::to_owned));
-                let about = UserClaims { idp, external_id: found.external_id };
-                let minted = minter.mint(c, &found.user_id, &client.id, about, Family::New(family_id.clone()), access_jti.clone())?;
+                let context = AuthContext::parse(&found.auth_context);
+                let about = UserClaims {
+                    idp: context.idp,
+                    external_id: found.external_id,
+                    auth_time: context.auth_time.map(Timestamp::from_millis),
+                };
+                let minted = minter.mint(c, &found.user_id, &client.id, about, context.identity_id, Family::New(family_id.clone()), access_jti.clone())?;
                 Ok(Grant::Minted(minted))
             }
         })

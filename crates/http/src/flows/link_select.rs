@@ -315,7 +315,7 @@ async fn create_instead(
                 return Ok(Err(SelectError::NoFlow));
             }
             let new = new_user_from(c, &flow.identity)?;
-            let (user, _) = users::create_with_identity(c, &new, &flow.identity, now)?;
+            let (user, linked) = users::create_with_identity(c, &new, &flow.identity, now)?;
             let created = Event::UserCreated(UserCreated::new(&user.id, &new.emails).signed_in(
                 flow.identity.provider.as_str(),
                 flow.identity.subject.as_str(),
@@ -324,7 +324,9 @@ async fn create_instead(
             let events = webhooks::enqueue(c, &hooks, &created, now)?;
             exchange_codes::insert(
                 c,
-                &crate::flows::link_verify::exchange_code(&flow, &user.id, code_hash, now, ttl),
+                &crate::flows::link_verify::exchange_code(
+                    &flow, &user.id, &linked.id, code_hash, now, ttl,
+                ),
             )?;
             record_end(
                 c,

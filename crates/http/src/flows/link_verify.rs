@@ -9,6 +9,7 @@ use crate::flows::callback::AppRedirect;
 use crate::flows::link_proof::{CodeSend, Proofs, SendError};
 use crate::flows::link_select::{provider_name, still_linkable};
 use crate::flows::link_state::LinkState;
+use crate::flows::token_issue::AuthContext;
 use crate::limiter::retry_after_secs;
 use crate::params::Params;
 use crate::passwords;
@@ -308,10 +309,12 @@ async fn resend(state: &AppState, id_hash: &[u8], user: &UserId) -> Result<(), V
     Ok(())
 }
 
-/// The exchange code row a finished manual link hands to the app.
+/// The exchange code row a finished manual link hands to the app: a sign-in through
+/// `identity_id`, the identity just linked.
 pub(crate) fn exchange_code(
     flow: &LinkFlow,
     user: &UserId,
+    identity_id: &str,
     code_hash: Vec<u8>,
     now: Timestamp,
     ttl: Duration,
@@ -323,7 +326,8 @@ pub(crate) fn exchange_code(
         code_challenge: flow.code_challenge.clone(),
         code_challenge_method: flow.code_challenge.as_ref().map(|_| "S256".to_owned()),
         user_id: user.clone(),
-        auth_context: serde_json::json!({ "idp": flow.identity.provider.as_str() }).to_string(),
+        auth_context: AuthContext::federated(flow.identity.provider.as_str(), identity_id, now)
+            .to_json(),
         created_at: now,
         expires_at: now.plus(ttl),
     }
@@ -397,8 +401,11 @@ async fn complete(
             {
                 return Err(StorageError::Conflict("account no longer linkable".into()));
             }
-            identities::insert(c, &user, &flow.identity, now)?;
-            exchange_codes::insert(c, &exchange_code(&flow, &user, code_hash, now, ttl))?;
+            let linked = identities::insert(c, &user, &flow.identity, now)?;
+            exchange_codes::insert(
+                c,
+                &exchange_code(&flow, &user, &linked.id, code_hash, now, ttl),
+            )?;
             audit::record(
                 c,
                 &client.stamp(AuditEvent {
@@ -450,7 +457,7 @@ async fn complete(
 
 /// The account's owner hears of the new sign-in method at its verified address (through the
 /// outbox, in the same transaction: a rolled-back link sends nothing).
-fn notify_owner(
+pub(crate) fn notify_owner(
     c: &mut DbConn,
     outbox: &crate::outbox::Outbox,
     user: &UserId,

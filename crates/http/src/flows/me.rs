@@ -87,15 +87,7 @@ fn render(
         "created_at": user.created_at.as_secs(),
         "emails": emails.iter().map(|e| json!({"email": e.email, "verified": e.is_verified(), "primary": e.is_primary})).collect::<Vec<_>>(),
         "phones": phones.iter().map(|p| json!({"phone": p.phone, "verified": p.is_verified()})).collect::<Vec<_>>(),
-        "identities": linked.iter().map(|i| json!({
-            "id": i.id,
-            "provider": i.provider,
-            "subject": i.subject,
-            "email": i.snapshot.emails.first().map(|e| e.email.as_str()),
-            "email_verified": i.snapshot.emails.first().map(|e| e.provider_verified),
-            "created_at": i.created_at.as_secs(),
-            "last_login_at": i.last_login_at.as_secs(),
-        })).collect::<Vec<_>>(),
+        "identities": linked.iter().map(crate::flows::identities::render).collect::<Vec<_>>(),
     });
     // Only for users imported from the app: the app's own id for them.
     if let (Some(external_id), Some(fields)) = (&user.external_id, profile.as_object_mut()) {

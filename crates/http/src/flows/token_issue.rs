@@ -9,6 +9,7 @@ use crate::tokens::opaque;
 use braid_core::{Timestamp, UserId, new_id};
 use braid_storage::repo::refresh_tokens::{self, NewRefreshToken};
 use braid_storage::{DbConn, StorageError};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,42 @@ pub struct UserClaims {
     pub idp: Option<String>,
     /// The user's id in the app (`users.external_id`).
     pub external_id: Option<String>,
+    /// When the sign-in that started the refresh-token family happened.
+    pub auth_time: Option<Timestamp>,
+}
+
+/// How a sign-in happened, carried by its exchange code (`auth_context`, JSON) into the
+/// tokens: the provider, the identity it went through (unlinking that identity revokes the
+/// tokens), and when (unix milliseconds).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthContext {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+impl AuthContext {
+    /// A sign-in through `identity_id` of provider `idp`, at `at`.
+    pub fn federated(idp: &str, identity_id: &str, at: Timestamp) -> Self {
+        Self {
+            idp: Some(idp.to_owned()),
+            identity_id: Some(identity_id.to_owned()),
+            auth_time: Some(at.as_millis()),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serialising a struct of strings and integers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// What a stored code says; a code written by an older version may say less.
+    pub fn parse(json: &str) -> Self {
+        serde_json::from_str(json).unwrap_or_default()
+    }
 }
 
 /// Tokens whose rows are written but whose access token is not signed yet.
@@ -75,13 +112,16 @@ impl Minter {
         })
     }
 
-    /// Stores a new refresh token and prepares the access token's claims.
+    /// Stores a new refresh token and prepares the access token's claims. `identity_id`: the
+    /// identity the family's sign-in went through.
+    #[allow(clippy::too_many_arguments)]
     pub fn mint(
         &self,
         c: &mut DbConn,
         user: &UserId,
         client_id: &str,
         about: UserClaims,
+        identity_id: Option<String>,
         family: Family,
         access_jti: String,
     ) -> Result<Minted, StorageError> {
@@ -102,6 +142,8 @@ impl Minter {
                 created_at: now,
                 expires_at: now.plus(self.refresh_ttl).min(family_expires_at),
                 family_expires_at,
+                identity_id,
+                auth_time: about.auth_time,
             },
         )?;
         let claims = AccessClaims {
@@ -114,6 +156,7 @@ impl Minter {
             jti: access_jti,
             idp: about.idp,
             external_id: about.external_id,
+            auth_time: about.auth_time.map(Timestamp::as_secs),
         };
         Ok(Minted {
             claims,

@@ -9,9 +9,10 @@ use tera::{Context, Tera};
 
 const VERIFICATION_CODE_SUBJECT: &str = "Your verification code";
 const IDENTITY_LINKED_SUBJECT: &str = "A new sign-in method was added to your account";
+const IDENTITY_UNLINKED_SUBJECT: &str = "A sign-in method was removed from your account";
 
 /// The message templates in the binary, by path under `templates/`.
-const EMBEDDED: [(&str, &str); 6] = [
+const EMBEDDED: [(&str, &str); 8] = [
     (
         "email/layout.html",
         include_str!("../../../../templates/email/layout.html"),
@@ -31,6 +32,14 @@ const EMBEDDED: [(&str, &str); 6] = [
     (
         "email/identity_linked.html",
         include_str!("../../../../templates/email/identity_linked.html"),
+    ),
+    (
+        "email/identity_unlinked.txt",
+        include_str!("../../../../templates/email/identity_unlinked.txt"),
+    ),
+    (
+        "email/identity_unlinked.html",
+        include_str!("../../../../templates/email/identity_unlinked.html"),
     ),
     (
         "sms/verification_code.txt",
@@ -97,10 +106,20 @@ impl Messages {
         provider_display_name: &str,
         when: Timestamp,
     ) -> Result<NewMessage, tera::Error> {
-        let mut ctx = Context::new();
-        ctx.insert("provider", provider_display_name);
-        ctx.insert("when", &utc_minute(when));
+        let ctx = provider_at(provider_display_name, when);
         self.email(to, IDENTITY_LINKED_SUBJECT, "identity_linked", &ctx)
+    }
+
+    /// The notice to an account's verified address that a sign-in method was removed from it
+    /// at `when`.
+    pub fn identity_unlinked_email(
+        &self,
+        to: &Email,
+        provider_display_name: &str,
+        when: Timestamp,
+    ) -> Result<NewMessage, tera::Error> {
+        let ctx = provider_at(provider_display_name, when);
+        self.email(to, IDENTITY_UNLINKED_SUBJECT, "identity_unlinked", &ctx)
     }
 
     fn email(
@@ -119,6 +138,14 @@ impl Messages {
             expires_at: None,
         })
     }
+}
+
+/// The context of a notice about a sign-in method: which provider, and when.
+fn provider_at(provider_display_name: &str, when: Timestamp) -> Context {
+    let mut ctx = Context::new();
+    ctx.insert("provider", provider_display_name);
+    ctx.insert("when", &utc_minute(when));
+    ctx
 }
 
 /// `2026-12-06 14:03 UTC`. The civil date from days since 1970 (H. Hinnant's algorithm), so
@@ -187,6 +214,10 @@ mod tests {
                 .unwrap()
                 .html_body
                 .unwrap(),
+            m.identity_unlinked_email(&alice(), "GitHub", Timestamp::from_millis(0))
+                .unwrap()
+                .html_body
+                .unwrap(),
         ] {
             let lower = html.to_lowercase();
             for needle in [
@@ -223,21 +254,34 @@ mod tests {
     }
 
     #[test]
-    fn the_linked_notice_names_the_provider_and_the_time_escaped_in_html() {
+    fn the_linked_and_unlinked_notices_name_the_provider_and_the_time_escaped_in_html() {
         let when = Timestamp::from_millis(1_796_565_780_000);
-        let m = messages()
-            .identity_linked_email(&alice(), "Acme <SSO>", when)
-            .unwrap();
-        assert_eq!(
-            m.subject.as_deref(),
-            Some("A new sign-in method was added to your account")
-        );
-        assert!(m.text_body.contains("Acme <SSO>, on 2026-12-06 14:03 UTC"));
-        assert!(m.text_body.contains("If it was not you"));
-        let html = m.html_body.unwrap();
-        assert!(html.contains("Acme &lt;SSO&gt;"), "{html}");
-        assert!(!html.contains("<SSO>"));
-        assert!(html.contains("Wasn't you?"));
+        let m = messages();
+        for (notice, subject, says) in [
+            (
+                m.identity_linked_email(&alice(), "Acme <SSO>", when),
+                "A new sign-in method was added to your account",
+                "If it was not you",
+            ),
+            (
+                m.identity_unlinked_email(&alice(), "Acme <SSO>", when),
+                "A sign-in method was removed from your account",
+                "sessions started with it have ended",
+            ),
+        ] {
+            let notice = notice.unwrap();
+            assert_eq!(notice.subject.as_deref(), Some(subject));
+            assert!(
+                notice
+                    .text_body
+                    .contains("Acme <SSO>, on 2026-12-06 14:03 UTC")
+            );
+            assert!(notice.text_body.contains(says), "{}", notice.text_body);
+            let html = notice.html_body.unwrap();
+            assert!(html.contains("Acme &lt;SSO&gt;"), "{html}");
+            assert!(!html.contains("<SSO>"));
+            assert!(html.contains("Wasn't you?"));
+        }
     }
 
     #[test]

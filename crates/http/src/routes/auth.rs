@@ -17,6 +17,7 @@ use crate::flows::token_issue::Issued;
 use crate::oauth_error::{OAuthErrorCode, oauth_error, token_response};
 use crate::params::{ParamError, Params};
 use crate::problem::Problem;
+use crate::settings::ErrorDisplay;
 use crate::state::AppState;
 use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::{StatusCode, header};
@@ -102,7 +103,9 @@ async fn connect_start(
             let status = match &e {
                 ConnectError::UnknownProvider => StatusCode::NOT_FOUND,
                 ConnectError::Upstream(_) => StatusCode::BAD_GATEWAY,
-                ConnectError::Random(_) => StatusCode::SERVICE_UNAVAILABLE,
+                ConnectError::Random(_) | ConnectError::Storage(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 _ => StatusCode::BAD_REQUEST,
             };
             if state.providers.get(&provider).is_some() {
@@ -119,9 +122,10 @@ async fn connect_start(
                 ConnectError::Upstream(u) if u.is_misconfigured() => MISCONFIGURED.to_owned(),
                 ConnectError::Upstream(u) if u.is_upstream_unavailable() => UNREACHABLE.to_owned(),
                 ConnectError::Upstream(_) => UNVERIFIABLE.to_owned(),
-                ConnectError::Random(_) => {
+                ConnectError::Random(_) | ConnectError::Storage(_) => {
                     "Sign-in is unavailable right now. Please try again in a moment.".to_owned()
                 }
+                ConnectError::TicketInvalid => "This link to connect a sign-in method expired or was already used. Please go back to the app and start again.".to_owned(),
                 other => format!("This sign-in link is not valid: {other}."),
             };
             match e.error_code() {
@@ -232,12 +236,24 @@ async fn callback(
             } else {
                 tracing::info!(provider = provider_label, error = %e, error_code = code, "sign-in refused");
             }
+            // Connecting an identity someone else has is for the person to understand, not
+            // for the app to handle: Braid's page says so whatever the client's `errors`.
+            let (app, title) = match &e {
+                CallbackError::Refused(Reason::IdentityOwnedByAnotherUser) => (
+                    app.map(|a| AppReturn {
+                        errors: ErrorDisplay::Page,
+                        ..a
+                    }),
+                    "Could not connect this sign-in",
+                ),
+                _ => (app, "Sign-in failed"),
+            };
             let mut response = failure(
                 &req,
                 &state,
                 app.as_ref(),
                 e.error_code(),
-                (status, "Sign-in failed", &message),
+                (status, title, &message),
             );
             let _ = response.add_cookie(&clear);
             response.extensions_mut().insert(e.login_result());
@@ -298,7 +314,7 @@ fn describe_callback_error(e: &CallbackError) -> (StatusCode, String) {
             (StatusCode::FORBIDDEN, "This provider can only be connected to an account you are signed in to, not used to sign in.".into())
         }
         E::Refused(Reason::UserDisabled) => (StatusCode::FORBIDDEN, "This account is disabled.".into()),
-        E::Refused(Reason::IdentityOwnedByAnotherUser) => (StatusCode::CONFLICT, "This sign-in is already connected to another account.".into()),
+        E::Refused(Reason::IdentityOwnedByAnotherUser) => (StatusCode::CONFLICT, "This sign-in is already connected to another account, so it cannot be connected to yours. Sign in with it to reach that account, or connect a different one.".into()),
         E::Refused(_) => (
             StatusCode::CONFLICT,
             "This sign-in matches more than one existing account, so it cannot be linked automatically. Please contact support.".into(),
@@ -435,11 +451,7 @@ fn storage_failure(e: &braid_storage::StorageError) -> HttpResponse {
 }
 
 async fn me(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let result = match me::authenticate(&state, authorization).await {
+    let result = match me::authenticate(&state, authorization(&req)).await {
         Ok((_, user)) => me::profile(&state, user).await,
         Err(e) => Err(e),
     };
@@ -447,24 +459,34 @@ async fn me(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         Ok(body) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(body),
-        Err(BearerError::Storage(e)) => {
-            tracing::error!(error = %e, "profile lookup failed");
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").response()
-        }
-        Err(e) => {
-            let challenge = match e {
-                BearerError::Missing => "Bearer realm=\"braid\"",
-                _ => "Bearer realm=\"braid\", error=\"invalid_token\"",
-            };
-            let mut res = Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized")
-                .detail(e.to_string())
-                .response();
-            if let Ok(v) = header::HeaderValue::from_str(challenge) {
-                res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-            }
-            res
-        }
+        Err(e) => bearer_failure(e),
     }
+}
+
+/// The request's `Authorization` header, when it is text.
+pub(super) fn authorization(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// A bearer-token route's answer when the token is missing, invalid or cannot be checked.
+pub(super) fn bearer_failure(e: BearerError) -> HttpResponse {
+    if let BearerError::Storage(e) = &e {
+        tracing::error!(error = %e, "bearer-token route: storage failure");
+        return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").response();
+    }
+    let challenge = match e {
+        BearerError::Missing => "Bearer realm=\"braid\"",
+        _ => "Bearer realm=\"braid\", error=\"invalid_token\"",
+    };
+    let mut res = Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+        .detail(e.to_string())
+        .response();
+    if let Ok(v) = header::HeaderValue::from_str(challenge) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    res
 }
 
 async fn jwks(state: web::Data<AppState>) -> HttpResponse {

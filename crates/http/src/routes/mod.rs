@@ -1,3 +1,4 @@
+pub mod account;
 pub mod admin_api;
 pub mod admin_console;
 pub mod auth;
@@ -30,6 +31,7 @@ pub fn configure(
     cfg.configure(health::configure)
         .configure(|cfg| link::configure(cfg, &links.select, &links.verify, sessions))
         .configure(|cfg| auth::configure(cfg, providers, sessions))
+        .configure(account::configure)
         .configure(admin_api::configure)
         .configure(admin_console::configure);
 }

@@ -20,6 +20,10 @@ pub struct AccessClaims {
     /// The user's id in the app, when the user was imported from it (`braid users import`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// When the user signed in (OpenID Connect `auth_time`, seconds): the sign-in that started
+    /// the refresh-token family; a refresh keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,8 +2,8 @@
 
 use crate::repo::rate_limits;
 use crate::schema::{
-    exchange_codes, link_flows, outbox, refresh_tokens, revoked_access_tokens, sessions,
-    used_login_flows,
+    exchange_codes, link_flows, link_tickets, outbox, refresh_tokens, revoked_access_tokens,
+    sessions, used_login_flows,
 };
 use crate::{DbConn, StorageError};
 use braid_core::Timestamp;
@@ -32,6 +32,7 @@ pub struct Purged {
     pub sessions: usize,
     /// Manual link flows, with their verification codes (deleted with them).
     pub link_flows: usize,
+    pub link_tickets: usize,
 }
 
 /// Rows deleted per table and statement: a purge holds the write lock for a bounded time.
@@ -87,6 +88,11 @@ pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, Storag
         .select(link_flows::id_hash)
         .limit(BATCH)
         .load(conn)?;
+    let tickets: Vec<Vec<u8>> = link_tickets::table
+        .filter(link_tickets::expires_at.lt(cutoff))
+        .select(link_tickets::ticket_hash)
+        .limit(BATCH)
+        .load(conn)?;
     Ok(Purged {
         login_flows: match flow_expiries.last() {
             // Marks are keyed by expiry first: everything up to the batch's last one.
@@ -116,6 +122,10 @@ pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, Storag
         .execute(conn)?,
         link_flows: diesel::delete(link_flows::table.filter(link_flows::id_hash.eq_any(&flows)))
             .execute(conn)?,
+        link_tickets: diesel::delete(
+            link_tickets::table.filter(link_tickets::ticket_hash.eq_any(&tickets)),
+        )
+        .execute(conn)?,
     })
 }
 
@@ -131,6 +141,7 @@ impl Purged {
             || full(self.outbox)
             || full(self.sessions)
             || full(self.link_flows)
+            || full(self.link_tickets)
     }
 
     pub fn add(&mut self, other: Purged) {
@@ -142,5 +153,6 @@ impl Purged {
         self.outbox += other.outbox;
         self.sessions += other.sessions;
         self.link_flows += other.link_flows;
+        self.link_tickets += other.link_tickets;
     }
 }

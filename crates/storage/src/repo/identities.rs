@@ -139,8 +139,23 @@ pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<LinkedIdentity>, Stora
         .transpose()
 }
 
-/// Removes the identity from `user`; false when `user` has no identity of that id.
-pub fn delete_of_user(conn: &mut DbConn, user: &UserId, id: &str) -> Result<bool, StorageError> {
+/// The user's identity with this id; `None` when there is none, or it is someone else's.
+pub fn find_of_user(
+    conn: &mut DbConn,
+    id: &str,
+    user: &UserId,
+) -> Result<Option<LinkedIdentity>, StorageError> {
+    on_backend!(conn, c => identities::table
+        .filter(identities::id.eq(id))
+        .filter(identities::user_id.eq(user.as_str()))
+        .get_result::<IdentityRow>(c)
+        .optional())?
+    .map(LinkedIdentity::try_from)
+    .transpose()
+}
+
+/// Unlinks the user's identity. False when the user has no identity with this id.
+pub fn delete_of_user(conn: &mut DbConn, id: &str, user: &UserId) -> Result<bool, StorageError> {
     let n = diesel::delete(
         identities::table
             .filter(identities::id.eq(id))

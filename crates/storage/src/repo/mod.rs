@@ -12,6 +12,7 @@ pub mod housekeeping;
 pub mod identities;
 pub mod keys;
 pub mod link_flows;
+pub mod link_tickets;
 pub mod login_flows;
 pub mod outbox;
 pub mod rate_limits;

@@ -17,6 +17,10 @@ pub struct NewRefreshToken {
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub family_expires_at: Timestamp,
+    /// The identity the family's sign-in went through: unlinking it revokes the family.
+    pub identity_id: Option<String>,
+    /// When the family's sign-in happened (`auth_time`), kept through rotations.
+    pub auth_time: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,21 +33,22 @@ pub struct RefreshToken {
     pub family_expires_at: Timestamp,
     pub rotated_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    pub identity_id: Option<String>,
+    pub auth_time: Option<Timestamp>,
 }
 
 type Row = (
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
+    (String, String, String, String),
+    (i64, i64, Option<i64>, Option<i64>),
+    (Option<String>, Option<i64>),
 );
 
 fn from_row(
-    (id, family_id, client_id, user_id, expires_at, family_expires_at, rotated_at, revoked_at): Row,
+    (
+        (id, family_id, client_id, user_id),
+        (expires_at, family_expires_at, rotated_at, revoked_at),
+        (identity_id, auth_time),
+    ): Row,
 ) -> Result<RefreshToken, StorageError> {
     Ok(RefreshToken {
         id,
@@ -54,6 +59,8 @@ fn from_row(
         family_expires_at: Timestamp::from_millis(family_expires_at),
         rotated_at: rotated_at.map(Timestamp::from_millis),
         revoked_at: revoked_at.map(Timestamp::from_millis),
+        identity_id,
+        auth_time: auth_time.map(Timestamp::from_millis),
     })
 }
 
@@ -69,6 +76,8 @@ pub fn insert(conn: &mut DbConn, new: &NewRefreshToken) -> Result<String, Storag
             refresh_tokens::created_at.eq(new.created_at.as_millis()),
             refresh_tokens::expires_at.eq(new.expires_at.as_millis()),
             refresh_tokens::family_expires_at.eq(new.family_expires_at.as_millis()),
+            refresh_tokens::identity_id.eq(new.identity_id.as_deref()),
+            refresh_tokens::auth_time.eq(new.auth_time.map(Timestamp::as_millis)),
         ))
         .execute(c))?;
     Ok(id)
@@ -78,14 +87,19 @@ pub fn find(conn: &mut DbConn, token_hash: &[u8]) -> Result<Option<RefreshToken>
     on_backend!(conn, c => refresh_tokens::table
         .filter(refresh_tokens::token_hash.eq(token_hash))
         .select((
-            refresh_tokens::id,
-            refresh_tokens::family_id,
-            refresh_tokens::client_id,
-            refresh_tokens::user_id,
-            refresh_tokens::expires_at,
-            refresh_tokens::family_expires_at,
-            refresh_tokens::rotated_at,
-            refresh_tokens::revoked_at,
+            (
+                refresh_tokens::id,
+                refresh_tokens::family_id,
+                refresh_tokens::client_id,
+                refresh_tokens::user_id,
+            ),
+            (
+                refresh_tokens::expires_at,
+                refresh_tokens::family_expires_at,
+                refresh_tokens::rotated_at,
+                refresh_tokens::revoked_at,
+            ),
+            (refresh_tokens::identity_id, refresh_tokens::auth_time),
         ))
         .get_result::<Row>(c)
         .optional())?
@@ -130,6 +144,20 @@ pub fn revoke_all_of_user(
 ) -> Result<usize, StorageError> {
     Ok(diesel::update(refresh_tokens::table)
         .filter(refresh_tokens::user_id.eq(user.as_str()))
+        .filter(refresh_tokens::revoked_at.is_null())
+        .set(refresh_tokens::revoked_at.eq(now.as_millis()))
+        .execute(conn)?)
+}
+
+/// Revokes every token obtained through this identity (SECURITY-CASES F18: an unlinked
+/// sign-in method keeps no session alive).
+pub fn revoke_of_identity(
+    conn: &mut DbConn,
+    identity_id: &str,
+    now: Timestamp,
+) -> Result<usize, StorageError> {
+    Ok(diesel::update(refresh_tokens::table)
+        .filter(refresh_tokens::identity_id.eq(identity_id))
         .filter(refresh_tokens::revoked_at.is_null())
         .set(refresh_tokens::revoked_at.eq(now.as_millis()))
         .execute(conn)?)

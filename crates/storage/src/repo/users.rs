@@ -318,3 +318,17 @@ pub fn add_email(
 pub fn delete(conn: &mut DbConn, id: &UserId) -> Result<bool, StorageError> {
     Ok(diesel::delete(users::table.filter(users::id.eq(id.as_str()))).execute(conn)? == 1)
 }
+
+/// Marks the user's row changed and, on PostgreSQL, holds its row lock until the transaction
+/// ends: concurrent changes of one user's sign-in methods (two unlinks that would each leave
+/// the other one) then run one after the other. False when there is no such user.
+pub fn lock_for_change(
+    conn: &mut DbConn,
+    id: &UserId,
+    now: Timestamp,
+) -> Result<bool, StorageError> {
+    let n = diesel::update(users::table.filter(users::id.eq(id.as_str())))
+        .set(users::updated_at.eq(now.as_millis()))
+        .execute(conn)?;
+    Ok(n == 1)
+}
