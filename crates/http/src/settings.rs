@@ -26,6 +26,7 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub sms: SmsSettings,
     pub limits: LimitSettings,
+    pub local_accounts: crate::local_accounts::LocalAccountSettings,
     pub views: crate::pages::ViewSettings,
     pub metrics: MetricsSettings,
     /// `braid serve --dev` (see [`crate::dev::enable`]); never read from a file or the
@@ -351,6 +352,7 @@ impl Settings {
         out.extend(self.session_problems());
         out.extend(self.delivery_problems());
         out.extend(self.limits.problems());
+        out.extend(self.local_accounts.problems(self.smtp.url.is_some()));
         out.extend(self.metrics_problems());
         out
     }

@@ -87,11 +87,20 @@ impl CsrfKey {
     }
 
     pub fn token(&self, state: &LinkState) -> String {
-        B64.encode(hmac::sign(&self.0, state.id.as_bytes()).as_ref())
+        self.token_for(&state.id)
     }
 
     pub fn check(&self, state: &LinkState, given: Option<&str>) -> bool {
-        given.is_some_and(|g| opaque::same_secret(g, &self.token(state)))
+        self.check_for(&state.id, given)
+    }
+
+    /// The token of the forms bound to `id` (a flow's id, or a browser's random form key).
+    pub fn token_for(&self, id: &str) -> String {
+        B64.encode(hmac::sign(&self.0, id.as_bytes()).as_ref())
+    }
+
+    pub fn check_for(&self, id: &str, given: Option<&str>) -> bool {
+        given.is_some_and(|g| opaque::same_secret(g, &self.token_for(id)))
     }
 }
 

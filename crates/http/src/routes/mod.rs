@@ -1,6 +1,7 @@
 pub mod auth;
 pub mod health;
 pub mod link;
+pub mod local;
 mod token_form;
 
 use actix_session::SessionMiddleware;
