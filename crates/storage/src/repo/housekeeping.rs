@@ -2,7 +2,7 @@
 
 use crate::repo::rate_limits;
 use crate::schema::{
-    exchange_codes, link_flows, outbox, refresh_tokens, revoked_access_tokens, sessions,
+    account_codes, exchange_codes, link_flows, outbox, refresh_tokens, revoked_access_tokens, sessions,
     used_login_flows,
 };
 use crate::{DbConn, StorageError};
@@ -32,6 +32,8 @@ pub struct Purged {
     pub sessions: usize,
     /// Manual link flows, with their verification codes (deleted with them).
     pub link_flows: usize,
+    /// Local accounts' confirmation and reset codes.
+    pub account_codes: usize,
 }
 
 /// Rows deleted per table and statement: a purge holds the write lock for a bounded time.
@@ -87,6 +89,11 @@ pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, Storag
         .select(link_flows::id_hash)
         .limit(BATCH)
         .load(conn)?;
+    let local_codes: Vec<String> = account_codes::table
+        .filter(account_codes::expires_at.lt(cutoff))
+        .select(account_codes::id)
+        .limit(BATCH)
+        .load(conn)?;
     Ok(Purged {
         login_flows: match flow_expiries.last() {
             // Marks are keyed by expiry first: everything up to the batch's last one.
@@ -116,6 +123,10 @@ pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, Storag
         .execute(conn)?,
         link_flows: diesel::delete(link_flows::table.filter(link_flows::id_hash.eq_any(&flows)))
             .execute(conn)?,
+        account_codes: diesel::delete(
+            account_codes::table.filter(account_codes::id.eq_any(&local_codes)),
+        )
+        .execute(conn)?,
     })
 }
 
@@ -131,6 +142,7 @@ impl Purged {
             || full(self.outbox)
             || full(self.sessions)
             || full(self.link_flows)
+            || full(self.account_codes)
     }
 
     pub fn add(&mut self, other: Purged) {
@@ -142,5 +154,6 @@ impl Purged {
         self.outbox += other.outbox;
         self.sessions += other.sessions;
         self.link_flows += other.link_flows;
+        self.account_codes += other.account_codes;
     }
 }
