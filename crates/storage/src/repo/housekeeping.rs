@@ -2,8 +2,8 @@
 
 use crate::repo::rate_limits;
 use crate::schema::{
-    account_codes, exchange_codes, link_flows, outbox, refresh_tokens, revoked_access_tokens, sessions,
-    used_login_flows,
+    account_codes, exchange_codes, link_flows, outbox, refresh_tokens, revoked_access_tokens,
+    sessions, used_login_flows,
 };
 use crate::{DbConn, StorageError};
 use braid_core::Timestamp;
