@@ -53,32 +53,11 @@ pub async fn sign_in(
     password: String,
     peer: Option<IpAddr>,
 ) -> Result<SignedIn, SignInError> {
-    let Ok(email) = Email::parse(email) else {
-        return Err(SignInError::WrongCredentials);
-    };
-    let account = match authenticate(state, &email, password, peer).await? {
+    let account = match authenticate(state, "local_sign_in", target, email, password, peer).await? {
         Authenticated::Yes(account) => account,
+        Authenticated::No => return Err(SignInError::WrongCredentials),
         Authenticated::Limited(retry_after_secs) => {
             return Err(SignInError::Limited { retry_after_secs });
-        }
-        Authenticated::No(account) => {
-            let reason = if account.is_some() {
-                "wrong_password"
-            } else {
-                "unknown_address"
-            };
-            let user = account.map(|a| a.user_id);
-            record(
-                state,
-                "local_sign_in",
-                "failure",
-                reason,
-                user.as_ref(),
-                Some(&target.client_id),
-                peer,
-            )
-            .await?;
-            return Err(SignInError::WrongCredentials);
         }
     };
     let code = opaque::random_token()?;
@@ -125,21 +104,28 @@ pub async fn sign_in(
 /// What a password check on an email address came to.
 pub(crate) enum Authenticated {
     Yes(Account),
-    /// Wrong password, or (`None`) an address no account has.
-    No(Option<Account>),
+    /// A wrong password, an address no account has, or one that is not an address (its
+    /// failure is in the audit trail).
+    No,
     /// Over a password limit: seconds to wait. Nothing was checked.
     Limited(u64),
 }
 
 /// Counts the attempt (per account, or per address when no account has it, and per client
 /// address), then checks the password off the event loop: against the account's hash, or
-/// against a dummy hash of the same cost when there is no account.
+/// against a dummy hash of the same cost when there is no account. A failure is recorded as
+/// `kind` with the reason.
 pub(crate) async fn authenticate(
     state: &AppState,
-    email: &Email,
+    kind: &'static str,
+    target: &AppTarget,
+    email: &str,
     password: String,
     peer: Option<IpAddr>,
 ) -> Result<Authenticated, StorageError> {
+    let Ok(email) = Email::parse(email) else {
+        return Ok(Authenticated::No);
+    };
     let e = email.clone();
     let account = state
         .db
@@ -155,21 +141,36 @@ pub(crate) async fn authenticate(
         None => {
             state
                 .limiter
-                .check_password_attempt_on_address(email, peer)
+                .check_password_attempt_on_address(&email, peer)
                 .await?
         }
     };
     if let RateLimit::Limited { retry_after } = limit {
         return Ok(Authenticated::Limited(retry_after_secs(retry_after)));
     }
-    let Some(account) = account else {
-        passwords::verify_async(Secret::new(password), None).await;
-        return Ok(Authenticated::No(None));
+    let right = match &account {
+        Some(a) => {
+            passwords::check_user_password(&state.db, &a.user_id, Secret::new(password)).await?
+        }
+        None => {
+            passwords::verify_async(Secret::new(password), None)
+                .await
+                .ok
+        }
     };
-    if passwords::check_user_password(&state.db, &account.user_id, Secret::new(password)).await? {
-        Ok(Authenticated::Yes(account))
-    } else {
-        Ok(Authenticated::No(Some(account)))
+    match account {
+        Some(account) if right => Ok(Authenticated::Yes(account)),
+        account => {
+            let reason = if account.is_some() {
+                "wrong_password"
+            } else {
+                "unknown_address"
+            };
+            let user = account.map(|a| a.user_id);
+            let client = Some(target.client_id.as_str());
+            record(state, kind, "failure", reason, user.as_ref(), client, peer).await?;
+            Ok(Authenticated::No)
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 use crate::flows::callback::AppRedirect;
 use crate::flows::connect::AppTarget;
 use crate::flows::local_sign_in::{
-    Authenticated, SignedIn, authenticate, event, insert_exchange_code, record,
+    Authenticated, SignedIn, authenticate, event, insert_exchange_code,
 };
 use crate::local_accounts::{CodeCheck, Purpose, check_code, check_code_guess_limit};
 use crate::state::AppState;
@@ -56,31 +56,16 @@ pub async fn verify(
     code: &str,
     peer: Option<IpAddr>,
 ) -> Result<SignedIn, VerifyEmailError> {
-    let Ok(email) = Email::parse(email) else {
-        return Err(VerifyEmailError::WrongCredentials);
-    };
-    let account = match authenticate(state, &email, password, peer).await? {
+    let kind = "local_verify_email";
+    let account = match authenticate(state, kind, target, email, password, peer).await? {
         Authenticated::Yes(account) => account,
+        Authenticated::No => return Err(VerifyEmailError::WrongCredentials),
         Authenticated::Limited(retry_after_secs) => {
             return Err(VerifyEmailError::Limited { retry_after_secs });
         }
-        Authenticated::No(account) => {
-            let user = account.map(|a| a.user_id);
-            let client = Some(target.client_id.as_str());
-            let reason = "wrong_password";
-            record(
-                state,
-                "local_verify_email",
-                "failure",
-                reason,
-                user.as_ref(),
-                client,
-                peer,
-            )
-            .await?;
-            return Err(VerifyEmailError::WrongCredentials);
-        }
     };
+    // Parsed by `authenticate` already.
+    let email = Email::parse(email).map_err(|_| VerifyEmailError::WrongCredentials)?;
     if account.unverified_since.is_none() {
         return Err(VerifyEmailError::AlreadyVerified);
     }

@@ -618,8 +618,16 @@ fn signed_in_json(state: &AppState, target: &AppTarget, done: &SignedIn) -> Http
         }))
 }
 
-fn json_target(state: &AppState, params: &Params) -> Result<AppTarget, Box<HttpResponse>> {
-    app_target(state, params).map_err(|e| Box::new(bad_request("invalid_request", &e)))
+/// A JSON body that signs in: its fields and the app's parameters among them.
+fn json_with_target(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+) -> Result<(Params, AppTarget), Box<HttpResponse>> {
+    let params = json_body(req, body)?;
+    let target =
+        app_target(state, &params).map_err(|e| Box::new(bad_request("invalid_request", &e)))?;
+    Ok((params, target))
 }
 
 async fn register_json(
@@ -657,12 +665,8 @@ async fn login_json(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let params = match json_body(&req, &body) {
-        Ok(p) => p,
-        Err(res) => return *res,
-    };
-    let target = match json_target(&state, &params) {
-        Ok(t) => t,
+    let (params, target) = match json_with_target(&req, &state, &body) {
+        Ok(ok) => ok,
         Err(res) => return *res,
     };
     let email = params.get("email").unwrap_or_default();
@@ -691,12 +695,8 @@ async fn verify_json(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let params = match json_body(&req, &body) {
-        Ok(p) => p,
-        Err(res) => return *res,
-    };
-    let target = match json_target(&state, &params) {
-        Ok(t) => t,
+    let (params, target) = match json_with_target(&req, &state, &body) {
+        Ok(ok) => ok,
         Err(res) => return *res,
     };
     let email = params.get("email").unwrap_or_default();
