@@ -493,10 +493,12 @@ async fn e23_codes_are_stored_keyed_and_die_after_too_many_wrong_guesses() {
         .db
         .texts("SELECT purpose || ':' || attempts || ':' || max_attempts AS t FROM account_codes");
     assert_eq!(stored, ["verify_email:0:5"]);
-    let hex = env
-        .app
-        .db
-        .texts("SELECT hex(code_hash) AS t FROM account_codes");
+    let hex = env.app.db.texts(match env.app.db.db.backend() {
+        braid_storage::Backend::Sqlite => "SELECT hex(code_hash) AS t FROM account_codes",
+        braid_storage::Backend::Postgres => {
+            "SELECT upper(encode(code_hash, 'hex')) AS t FROM account_codes"
+        }
+    });
     let sha = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, code.as_bytes());
     let sha_hex: String = sha.as_ref().iter().map(|b| format!("{b:02X}")).collect();
     assert_ne!(hex[0], sha_hex, "keyed, not a plain hash");
