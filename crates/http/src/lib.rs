@@ -10,6 +10,7 @@ pub mod housekeeping;
 pub mod keys;
 pub mod limiter;
 pub mod limits;
+pub mod local_accounts;
 pub mod metrics;
 pub mod oauth_error;
 pub mod outbox;

@@ -78,11 +78,33 @@ impl Limiter {
         user: &UserId,
         peer: Option<IpAddr>,
     ) -> Result<RateLimit, StorageError> {
+        self.check_password_attempt_on(format!("pw:user:{user}"), user.to_string(), peer)
+            .await
+    }
+
+    /// As [`Self::check_password_attempt`], for an attempt on an email address no account
+    /// has: counted in a bucket of its own, so guessing at unknown addresses is limited
+    /// exactly like guessing at accounts and a limited answer tells nothing.
+    pub async fn check_password_attempt_on_address(
+        &self,
+        email: &braid_core::Email,
+        peer: Option<IpAddr>,
+    ) -> Result<RateLimit, StorageError> {
+        let masked = braid_core::mask::mask_email(email.as_str());
+        self.check_password_attempt_on(format!("pw:email:{}", email.as_str()), masked, peer)
+            .await
+    }
+
+    async fn check_password_attempt_on(
+        &self,
+        bucket: String,
+        account: String,
+        peer: Option<IpAddr>,
+    ) -> Result<RateLimit, StorageError> {
         let window = Duration::from_secs(self.settings.password_window);
         let per_address = self.settings.password_attempts_per_address;
         let per_account = self.settings.password_attempts_per_account;
         let address = peer.map(|ip| format!("pw:ip:{}", address_key(ip)));
-        let account = format!("pw:user:{user}");
         let verdict = self
             .db
             .run_write(move |c| {
@@ -93,12 +115,12 @@ impl Limiter {
                 {
                     return Ok((limited, Some(LimitedBy::Address)));
                 }
-                let answer = rate_limits::hit(c, &account, window, per_account, now)?;
+                let answer = rate_limits::hit(c, &bucket, window, per_account, now)?;
                 Ok((answer, (!answer.is_allowed()).then_some(LimitedBy::Account)))
             })
             .await?;
         if let (RateLimit::Limited { retry_after }, Some(by)) = verdict {
-            tracing::warn!(user_id = %user, limited_by = ?by, retry_after_secs = retry_after.as_secs(), "password attempts limited");
+            tracing::warn!(account = %account, limited_by = ?by, retry_after_secs = retry_after.as_secs(), "password attempts limited");
         }
         Ok(verdict.0)
     }

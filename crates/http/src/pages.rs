@@ -10,9 +10,10 @@ use tracing_actix_web::RequestId;
 
 use crate::flows::link_select::SelectView;
 use crate::flows::link_verify::VerifyView;
+use crate::routes::local::LocalView;
 
 /// The templates in the binary, by file name.
-const EMBEDDED: [(&str, &str); 13] = [
+const EMBEDDED: [(&str, &str); 18] = [
     ("base.html", include_str!("../../../templates/base.html")),
     ("error.html", include_str!("../../../templates/error.html")),
     (
@@ -22,6 +23,26 @@ const EMBEDDED: [(&str, &str); 13] = [
     (
         "link_verify.html",
         include_str!("../../../templates/link_verify.html"),
+    ),
+    (
+        "local_sign_in.html",
+        include_str!("../../../templates/local_sign_in.html"),
+    ),
+    (
+        "local_sign_up.html",
+        include_str!("../../../templates/local_sign_up.html"),
+    ),
+    (
+        "local_verify_email.html",
+        include_str!("../../../templates/local_verify_email.html"),
+    ),
+    (
+        "local_reset.html",
+        include_str!("../../../templates/local_reset.html"),
+    ),
+    (
+        "local_reset_confirm.html",
+        include_str!("../../../templates/local_reset_confirm.html"),
     ),
     ("style.css", include_str!("../../../templates/style.css")),
     (
@@ -266,6 +287,24 @@ impl Pages {
         ctx.insert("problem", &problem);
         let csp = self.csp_towards(&view.app_target);
         self.render_with(status, "link_verify.html", ctx, &csp)
+    }
+
+    /// A page of local accounts (`local_*.html`): sign-in, sign-up, address confirmation,
+    /// password reset.
+    pub fn local(
+        &self,
+        status: StatusCode,
+        template: &str,
+        view: &LocalView,
+        notice: Option<&str>,
+        problem: Option<&str>,
+    ) -> HttpResponse {
+        let mut ctx = Context::new();
+        ctx.insert("view", view);
+        ctx.insert("notice", &notice);
+        ctx.insert("problem", &problem);
+        let csp = self.csp_towards(&view.app_target);
+        self.render_with(status, template, ctx, &csp)
     }
 
     /// A sign-in that cannot be linked to the chosen account (`link_conflict`).

@@ -6,12 +6,12 @@
 //! [`check_user_password`]) from request handlers, never [`verify`] on the executor.
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use braid_core::{Secret, Timestamp, UserId};
 use braid_storage::repo::credentials;
 use braid_storage::{Database, StorageError};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use tokio::sync::Semaphore;
 
 /// OWASP Password Storage Cheat Sheet: argon2id, 19 MiB, 2 iterations, 1 lane.
@@ -84,11 +84,46 @@ fn argon2id() -> Result<Argon2<'static>, PasswordError> {
 
 /// A new argon2id PHC string for `password`, with a random salt.
 pub fn hash(password: &str) -> Result<String, PasswordError> {
+    let err = |e: &dyn std::fmt::Display| PasswordError::Hash(e.to_string());
     let salt = SaltString::generate(&mut OsRng);
-    argon2id()?
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+    let mut salt_bytes = [0u8; 64];
+    let salt_raw = salt.decode_b64(&mut salt_bytes).map_err(|e| err(&e))?;
+    let argon = argon2id()?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    with_memory(argon.params(), |blocks| {
+        argon.hash_password_into_with_memory(password.as_bytes(), salt_raw, &mut out, blocks)
+    })
+    .map_err(|e| err(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon.params()).map_err(|e| err(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| err(&e))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Runs `f` with argon2 memory for `params`: a buffer at Braid's own cost taken from a pool
+/// and given back after, or a fresh one for a costlier stored hash. Reusing the buffers keeps
+/// memory at one buffer per hashing slot: a fresh 19 MiB allocation per check made the
+/// allocator keep a heap per thread that had hashed (RSS past 1 GB under 16 concurrent
+/// sign-ins), or, served by mmap, cost a page fault per KiB.
+fn with_memory<T>(params: &Params, f: impl FnOnce(&mut [Block]) -> T) -> T {
+    static POOL: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+    let pooled = M_COST_KIB as usize;
+    if params.block_count() > pooled {
+        return f(&mut vec![Block::default(); params.block_count()]);
+    }
+    let taken = POOL.lock().ok().and_then(|mut p| p.pop());
+    let mut blocks = taken.unwrap_or_else(|| vec![Block::default(); pooled]);
+    let out = f(&mut blocks);
+    if let Ok(mut pool) = POOL.lock()
+        && pool.len() < slot_count()
+    {
+        pool.push(blocks);
+    }
+    out
 }
 
 /// Checks `password` against the stored hash. With no stored hash, or one that cannot be used,
@@ -134,10 +169,35 @@ fn verify_dummy(password: &str) -> Verified {
 fn verify_argon2(password: &str, hash: &PasswordHash<'_>) -> bool {
     #[cfg(test)]
     tests::ARGON2_CHECKS.with(|n| n.set(n.get() + 1));
-    // Algorithm, version and parameters come from the hash itself.
-    Argon2::default()
-        .verify_password(password.as_bytes(), hash)
-        .is_ok()
+    argon2_matches(password, hash).unwrap_or(false)
+}
+
+/// Algorithm, version and parameters come from the hash itself (a missing version is 0x13, as
+/// the argon2 crate reads it); `None` when the hash cannot be computed.
+fn argon2_matches(password: &str, hash: &PasswordHash<'_>) -> Option<bool> {
+    let algorithm = Algorithm::try_from(hash.algorithm).ok()?;
+    let version = match hash.version {
+        Some(v) => Version::try_from(v).ok()?,
+        None => Version::default(),
+    };
+    let expected = hash.hash?;
+    let stated = Params::try_from(hash).ok()?;
+    let params = Params::new(
+        stated.m_cost(),
+        stated.t_cost(),
+        stated.p_cost(),
+        Some(expected.len()),
+    )
+    .ok()?;
+    let mut salt_bytes = [0u8; 64];
+    let salt = hash.salt?.decode_b64(&mut salt_bytes).ok()?;
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    with_memory(argon.params(), |blocks| {
+        argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, blocks)
+    })
+    .ok()?;
+    Some(aws_lc_rs::constant_time::verify_slices_are_equal(&out, expected.as_bytes()).is_ok())
 }
 
 /// Whether `stored` is a hash Braid can check: argon2 (id, i, d) in PHC form or bcrypt
@@ -194,10 +254,11 @@ pub fn is_current(stored: &str) -> bool {
 /// and more at once than there are cores only makes every one of them slower.
 fn slots() -> &'static Semaphore {
     static SLOTS: OnceLock<Semaphore> = OnceLock::new();
-    SLOTS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        Semaphore::new(cores * 2)
-    })
+    SLOTS.get_or_init(|| Semaphore::new(slot_count()))
+}
+
+fn slot_count() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get) * 2
 }
 
 /// [`hash`] on a blocking thread.
@@ -248,6 +309,7 @@ pub async fn check_user_password(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
     use std::cell::Cell;
 
     thread_local! {
@@ -271,6 +333,25 @@ mod tests {
             }
         );
         assert_ne!(hash("correct horse").unwrap(), h, "a fresh salt each time");
+        // The pooled memory gives what the argon2 crate computes on its own, both ways.
+        let parsed = PasswordHash::new(&h).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct hors", &parsed)
+                .is_err()
+        );
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = argon2id()
+            .unwrap()
+            .hash_password(b"pw", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify("pw", Some(&theirs)).ok);
     }
 
     #[test]

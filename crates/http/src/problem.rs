@@ -12,6 +12,10 @@ pub struct Problem {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// An extension member (RFC 9457 §3.2): Braid's machine-readable reason, for apps that
+    /// show their own message (`invalid_credentials`, `email_not_verified`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
 }
 
 impl Problem {
@@ -21,12 +25,19 @@ impl Problem {
             title,
             status: status.as_u16(),
             detail: None,
+            code: None,
         }
     }
 
     #[must_use]
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
+        self
+    }
+
+    #[must_use]
+    pub fn code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
         self
     }
 

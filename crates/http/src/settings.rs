@@ -26,6 +26,7 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub sms: SmsSettings,
     pub limits: LimitSettings,
+    pub local_accounts: crate::local_accounts::LocalAccountSettings,
     pub views: crate::pages::ViewSettings,
     pub metrics: MetricsSettings,
     /// Outgoing webhooks, by name.
@@ -371,6 +372,7 @@ impl Settings {
         out.extend(self.session_problems());
         out.extend(self.delivery_problems());
         out.extend(self.limits.problems());
+        out.extend(self.local_accounts.problems(self.smtp.url.is_some()));
         out.extend(self.metrics_problems());
         out.extend(crate::webhooks::settings::problems(&self.webhooks));
         out.extend(self.admin.problems());

@@ -108,6 +108,10 @@ impl Application {
         let provider_ids: Vec<String> = state.providers.ids().map(ToString::to_string).collect();
         let link_paths = state.link_paths.clone();
         let dev = state.dev.clone();
+        let local_accounts = settings.local_accounts.enabled;
+        if local_accounts {
+            crate::local_accounts::preload_common_passwords();
+        }
         let state = web::Data::new(state);
         crate::provider_check::spawn(state.clone().into_inner());
         let metrics_state = state.clone();
@@ -129,6 +133,9 @@ impl Application {
                         sessions.as_ref(),
                         dev.as_ref(),
                     );
+                    if local_accounts {
+                        cfg.configure(crate::routes::local::configure);
+                    }
                     if metrics_on_main {
                         cfg.route("/metrics", web::get().to(crate::metrics::metrics));
                     }

@@ -232,6 +232,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    local_accounts (email) {
+        email -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
+        verified_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    account_codes (id) {
+        id -> Text,
+        user_id -> Text,
+        purpose -> Text,
+        email -> Text,
+        code_hash -> Binary,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        consumed_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(user_emails -> users (user_id));
 diesel::joinable!(user_phones -> users (user_id));
 diesel::joinable!(identities -> users (user_id));
@@ -256,4 +280,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     outbox,
     rate_limits,
+    local_accounts,
+    account_codes,
 );

@@ -94,7 +94,8 @@ impl CsrfKey {
         self.check_for(&state.id, given)
     }
 
-    /// The token of the forms of whatever `id` names (a link flow, an admin console session).
+    /// The token of the forms bound to `id` (a link flow, an admin console session, or a
+    /// browser's random form key).
     pub fn token_for(&self, id: &str) -> String {
         B64.encode(hmac::sign(&self.0, id.as_bytes()).as_ref())
     }

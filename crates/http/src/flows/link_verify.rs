@@ -215,6 +215,26 @@ async fn check_password(
 /// Wrong codes one account may take per hour, across flows (SECURITY-CASES E05).
 const CODE_GUESSES_PER_ACCOUNT_PER_HOUR: u32 = 100;
 
+/// Counts one code guess on `user`'s account, whatever the code's purpose; `Some(seconds to
+/// wait)` when the account is over the limit.
+pub(crate) async fn code_guess_limit(
+    state: &AppState,
+    user: &UserId,
+) -> Result<Option<u64>, StorageError> {
+    let answer = state
+        .limiter
+        .hit(
+            format!("code:user:{user}"),
+            CODE_GUESSES_PER_ACCOUNT_PER_HOUR,
+            Duration::from_secs(3600),
+        )
+        .await?;
+    Ok(match answer {
+        RateLimit::Limited { retry_after } => Some(retry_after_secs(retry_after)),
+        RateLimit::Allowed => None,
+    })
+}
+
 /// One counted guess (the update that counts it also refuses beyond the limit, so parallel
 /// guesses cannot evaluate more than `max_attempts`); the last wrong one ends the flow.
 async fn check_code(
@@ -223,18 +243,8 @@ async fn check_code(
     user: &UserId,
     given: &str,
 ) -> Result<(Proof, OpenCode), VerifyError> {
-    if let RateLimit::Limited { retry_after } = state
-        .limiter
-        .hit(
-            format!("code:user:{user}"),
-            CODE_GUESSES_PER_ACCOUNT_PER_HOUR,
-            Duration::from_secs(3600),
-        )
-        .await?
-    {
-        return Err(VerifyError::Limited {
-            retry_after_secs: retry_after_secs(retry_after),
-        });
+    if let Some(retry_after_secs) = code_guess_limit(state, user).await? {
+        return Err(VerifyError::Limited { retry_after_secs });
     }
     let id_hash = id_hash.to_vec();
     let given = given.to_owned();

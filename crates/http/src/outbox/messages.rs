@@ -11,8 +11,12 @@ const VERIFICATION_CODE_SUBJECT: &str = "Your verification code";
 const IDENTITY_LINKED_SUBJECT: &str = "A new sign-in method was added to your account";
 const IDENTITY_UNLINKED_SUBJECT: &str = "A sign-in method was removed from your account";
 
+const VERIFY_EMAIL_SUBJECT: &str = "Confirm your email address";
+const PASSWORD_RESET_SUBJECT: &str = "Reset your password";
+const ACCOUNT_EXISTS_SUBJECT: &str = "You already have an account";
+
 /// The message templates in the binary, by path under `templates/`.
-const EMBEDDED: [(&str, &str); 8] = [
+const EMBEDDED: [(&str, &str); 14] = [
     (
         "email/layout.html",
         include_str!("../../../../templates/email/layout.html"),
@@ -40,6 +44,30 @@ const EMBEDDED: [(&str, &str); 8] = [
     (
         "email/identity_unlinked.html",
         include_str!("../../../../templates/email/identity_unlinked.html"),
+    ),
+    (
+        "email/verify_email.txt",
+        include_str!("../../../../templates/email/verify_email.txt"),
+    ),
+    (
+        "email/verify_email.html",
+        include_str!("../../../../templates/email/verify_email.html"),
+    ),
+    (
+        "email/password_reset.txt",
+        include_str!("../../../../templates/email/password_reset.txt"),
+    ),
+    (
+        "email/password_reset.html",
+        include_str!("../../../../templates/email/password_reset.html"),
+    ),
+    (
+        "email/account_exists.txt",
+        include_str!("../../../../templates/email/account_exists.txt"),
+    ),
+    (
+        "email/account_exists.html",
+        include_str!("../../../../templates/email/account_exists.html"),
     ),
     (
         "sms/verification_code.txt",
@@ -120,6 +148,37 @@ impl Messages {
     ) -> Result<NewMessage, tera::Error> {
         let ctx = provider_at(provider_display_name, when);
         self.email(to, IDENTITY_UNLINKED_SUBJECT, "identity_unlinked", &ctx)
+    }
+
+    /// A local account's code: to confirm its address, or to choose a new password.
+    pub fn local_code_email(
+        &self,
+        to: &Email,
+        purpose: crate::local_accounts::Purpose,
+        code: &str,
+        minutes_valid: u64,
+    ) -> Result<NewMessage, tera::Error> {
+        let mut ctx = Context::new();
+        ctx.insert("code", code);
+        ctx.insert("minutes_valid", &minutes_valid);
+        let (subject, template) = match purpose {
+            crate::local_accounts::Purpose::VerifyEmail => (VERIFY_EMAIL_SUBJECT, "verify_email"),
+            crate::local_accounts::Purpose::ResetPassword => {
+                (PASSWORD_RESET_SUBJECT, "password_reset")
+            }
+        };
+        self.email(to, subject, template, &ctx)
+    }
+
+    /// To an address someone signed up with that already has an account: the sign-up answers
+    /// as for a new address, and only the address's owner learns it has an account.
+    pub fn account_exists_email(&self, to: &Email) -> Result<NewMessage, tera::Error> {
+        self.email(
+            to,
+            ACCOUNT_EXISTS_SUBJECT,
+            "account_exists",
+            &Context::new(),
+        )
     }
 
     fn email(

@@ -264,7 +264,7 @@ async fn callback(
 
 /// A failed sign-in's answer: back to the app with the failure when it takes failures there,
 /// else Braid's page (`status`, title, message) with the error code and a way back.
-fn failure(
+pub(crate) fn failure(
     req: &HttpRequest,
     state: &AppState,
     app: Option<&AppReturn>,

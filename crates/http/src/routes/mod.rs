@@ -4,6 +4,7 @@ pub mod admin_console;
 pub mod auth;
 pub mod health;
 pub mod link;
+pub mod local;
 mod token_form;
 
 use actix_session::SessionMiddleware;

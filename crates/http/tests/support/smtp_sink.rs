@@ -52,7 +52,19 @@ impl SmtpSink {
 
     /// On a given port (to bring a stopped server back where Braid expects it).
     pub async fn start_on(port: u16) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        // A port given back may be held a moment longer (by the old server's task, or by an
+        // outgoing connection that got it as its ephemeral port): retry for a few seconds.
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", port)).await {
+                Ok(l) => break l,
+                Err(_) if tries < 50 && port != 0 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("SMTP sink cannot listen on port {port}: {e}"),
+            }
+        };
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let store = received.clone();

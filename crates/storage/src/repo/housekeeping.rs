@@ -2,8 +2,8 @@
 
 use crate::repo::rate_limits;
 use crate::schema::{
-    exchange_codes, link_flows, link_tickets, outbox, refresh_tokens, revoked_access_tokens,
-    sessions, used_login_flows,
+    account_codes, exchange_codes, link_flows, link_tickets, outbox, refresh_tokens,
+    revoked_access_tokens, sessions, used_login_flows,
 };
 use crate::{DbConn, StorageError};
 use braid_core::Timestamp;
@@ -33,6 +33,8 @@ pub struct Purged {
     /// Manual link flows, with their verification codes (deleted with them).
     pub link_flows: usize,
     pub link_tickets: usize,
+    /// Local accounts' confirmation and reset codes.
+    pub account_codes: usize,
 }
 
 /// Rows deleted per table and statement: a purge holds the write lock for a bounded time.
@@ -93,6 +95,11 @@ pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, Storag
         .select(link_tickets::ticket_hash)
         .limit(BATCH)
         .load(conn)?;
+    let local_codes: Vec<String> = account_codes::table
+        .filter(account_codes::expires_at.lt(cutoff))
+        .select(account_codes::id)
+        .limit(BATCH)
+        .load(conn)?;
     Ok(Purged {
         login_flows: match flow_expiries.last() {
             // Marks are keyed by expiry first: everything up to the batch's last one.
@@ -126,6 +133,10 @@ pub fn purge_expired(conn: &mut DbConn, now: Timestamp) -> Result<Purged, Storag
             link_tickets::table.filter(link_tickets::ticket_hash.eq_any(&tickets)),
         )
         .execute(conn)?,
+        account_codes: diesel::delete(
+            account_codes::table.filter(account_codes::id.eq_any(&local_codes)),
+        )
+        .execute(conn)?,
     })
 }
 
@@ -142,6 +153,7 @@ impl Purged {
             || full(self.sessions)
             || full(self.link_flows)
             || full(self.link_tickets)
+            || full(self.account_codes)
     }
 
     pub fn add(&mut self, other: Purged) {
@@ -154,5 +166,6 @@ impl Purged {
         self.sessions += other.sessions;
         self.link_flows += other.link_flows;
         self.link_tickets += other.link_tickets;
+        self.account_codes += other.account_codes;
     }
 }

@@ -5,6 +5,7 @@
 //! parameter, and SQLite (3.53) marks a statement whose LIMIT is a bound parameter as
 //! plan-dependent on it, so every execution re-prepared the cached statement.
 
+pub mod account_codes;
 pub mod audit;
 pub mod credentials;
 pub mod exchange_codes;
@@ -13,6 +14,7 @@ pub mod identities;
 pub mod keys;
 pub mod link_flows;
 pub mod link_tickets;
+pub mod local_accounts;
 pub mod login_flows;
 pub mod outbox;
 pub mod rate_limits;

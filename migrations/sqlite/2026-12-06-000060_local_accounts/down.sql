@@ -1,0 +1,2 @@
+DROP TABLE account_codes;
+DROP TABLE local_accounts;
