@@ -13,10 +13,12 @@ pub enum Preset {
     Discord,
     Facebook,
     Oidc,
+    /// Any OAuth 2.0 provider: endpoints and claim mapping come from the settings.
+    Oauth2,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 8] = [
+    pub const ALL: [Preset; 9] = [
         Preset::Google,
         Preset::Microsoft,
         Preset::Apple,
@@ -25,6 +27,7 @@ impl Preset {
         Preset::Discord,
         Preset::Facebook,
         Preset::Oidc,
+        Preset::Oauth2,
     ];
 
     pub fn name(self) -> &'static str {
@@ -37,6 +40,7 @@ impl Preset {
             Preset::Discord => "discord",
             Preset::Facebook => "facebook",
             Preset::Oidc => "oidc",
+            Preset::Oauth2 => "oauth2",
         }
     }
 
@@ -59,7 +63,7 @@ impl Preset {
             | Preset::Discord => true,
             // Self-managed GitLab, Facebook and arbitrary OIDC providers have their own idea of
             // "verified": the operator must opt in.
-            Preset::Gitlab | Preset::Facebook | Preset::Oidc => false,
+            Preset::Gitlab | Preset::Facebook | Preset::Oidc | Preset::Oauth2 => false,
         }
     }
 
@@ -87,5 +91,6 @@ mod tests {
         assert!(!Preset::Oidc.trusts_email_by_default());
         assert!(!Preset::Gitlab.trusts_email_by_default());
         assert!(!Preset::Facebook.trusts_email_by_default());
+        assert!(!Preset::Oauth2.trusts_email_by_default());
     }
 }

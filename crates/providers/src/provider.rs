@@ -22,6 +22,8 @@ pub(crate) enum ClientCredential {
     Secret(Secret),
     /// Apple: an ES256 JWT signed per request.
     AppleKey(AppleSigningKey),
+    /// A public client (`token_endpoint_auth_method = "none"`).
+    None,
 }
 
 pub(crate) enum Upstream {
@@ -78,6 +80,9 @@ impl std::fmt::Debug for Provider {
 }
 
 fn credential(settings: &ProviderSettings) -> Result<ClientCredential, ProviderError> {
+    if settings.is_public_client() {
+        return Ok(ClientCredential::None);
+    }
     if let Some(key) = AppleSigningKey::from_settings(settings)? {
         return Ok(ClientCredential::AppleKey(key));
     }
@@ -187,9 +192,13 @@ impl Provider {
         self.link_only
     }
 
-    /// Apple posts its callback (`response_mode=form_post`).
+    /// Apple (and any provider configured with `response_mode = "form_post"`) posts its
+    /// callback.
     pub fn uses_form_post(&self) -> bool {
-        matches!(&self.upstream, Upstream::Oidc(o) if o.spec.form_post)
+        match &self.upstream {
+            Upstream::Oidc(o) => o.spec.form_post,
+            Upstream::OAuth2(spec) => spec.options.form_post,
+        }
     }
 
     /// `{callback_base}/auth/connect/{id}/callback`.
@@ -306,6 +315,9 @@ impl Provider {
             ClientCredential::AppleKey(key) => {
                 key.client_secret(&self.client_id, audience, unix_now())
             }
+            ClientCredential::None => Err(ProviderError::Config(
+                "a public client has no secret".into(),
+            )),
         }
     }
 }
@@ -319,7 +331,7 @@ fn default_display_name(preset: Preset, id: &ProviderId) -> String {
         Preset::Gitlab => "GitLab",
         Preset::Discord => "Discord",
         Preset::Facebook => "Facebook",
-        Preset::Oidc => return id.to_string(),
+        Preset::Oidc | Preset::Oauth2 => return id.to_string(),
     }
     .to_owned()
 }

@@ -33,8 +33,10 @@ pub(crate) async fn authorization_request(
             client_id: &p.client_id,
             redirect_uri: &p.redirect_uri,
             scopes: &o.spec.scopes,
+            scope_separator: " ",
             state: &state,
-            pkce_verifier: &pkce_verifier,
+            pkce_verifier: Some(&pkce_verifier),
+            extra: &o.spec.extra_params,
             nonce: Some(&nonce),
             form_post: o.spec.form_post,
         },
@@ -80,7 +82,7 @@ pub(crate) async fn complete(
             secret_in_body: discovered.secret_in_body,
             redirect_uri: &p.redirect_uri,
             code: &callback.code,
-            pkce_verifier: &expected.pkce_verifier,
+            pkce_verifier: Some(&expected.pkce_verifier),
         },
     )
     .await?;
