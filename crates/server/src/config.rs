@@ -627,7 +627,7 @@ mod tests {
             problems,
             [
                 r#"account_linking.match_by[1]: "phon": expected one of email, phone; did you mean "phone"?"#,
-                r#"federated_login.providers.google.preset: "gogle": expected one of google, microsoft, apple, github, gitlab, discord, facebook, oidc; did you mean "google"?"#,
+                r#"federated_login.providers.google.preset: "gogle": expected one of google, microsoft, apple, github, gitlab, discord, facebook, oidc, oauth2; did you mean "google"?"#,
             ]
         );
         assert!(problems.iter().all(|p| !p.contains("variant")));
