@@ -9,6 +9,7 @@
 
 mod apple_client_secret;
 mod authorization_code;
+pub mod catalogue;
 mod claim_mapping;
 pub mod error;
 mod flow_secrets;

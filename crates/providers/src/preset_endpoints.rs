@@ -126,6 +126,17 @@ pub(crate) enum ProfileApi {
     },
 }
 
+/// The preset's scopes (or a catalogue entry's instead) and the operator's extra ones.
+fn preset_scopes(settings: &ProviderSettings, fixed: &[&str]) -> Vec<String> {
+    match &settings.base_scopes {
+        Some(base) => {
+            let base: Vec<&str> = base.iter().map(String::as_str).collect();
+            scopes(&base, &settings.scopes)
+        }
+        None => scopes(fixed, &settings.scopes),
+    }
+}
+
 fn scopes(fixed: &[&str], extra: &[String]) -> Vec<String> {
     let mut out: Vec<String> = fixed.iter().map(|s| (*s).to_owned()).collect();
     for s in extra {
@@ -157,13 +168,14 @@ pub(crate) fn protocol_for(settings: &ProviderSettings) -> Result<Protocol, Prov
         Protocol::Oidc(OidcSpec {
             issuer,
             metadata_issuer,
-            scopes: scopes(fixed, extra),
+            scopes: preset_scopes(settings, fixed),
             use_userinfo,
             form_post: form_post || form_post_wanted,
             extra_params: extra_params(settings),
         })
     };
     let spec = match settings.preset {
+        Preset::Catalogued(_) => return protocol_for(&settings.resolved()),
         Preset::Oauth2 => generic(settings)?,
         Preset::Oidc => {
             let issuer = settings
@@ -326,7 +338,7 @@ fn generic(settings: &ProviderSettings) -> Result<OAuth2Spec, ProviderError> {
         authorize,
         token,
         api: ProfileApi::Mapped { urls, mapping },
-        scopes: scopes(&[], &settings.scopes),
+        scopes: preset_scopes(settings, &[]),
         options: RequestOptions {
             scope_separator: settings
                 .scope_separator

@@ -21,6 +21,7 @@ const MAX_PATH_LEN: usize = 256;
 
 /// `[federated_login.providers.<id>.mapping]` as configured.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MappingSettings {
     /// The provider's stable id for the person (string or integer). Required.
     #[serde(default)]

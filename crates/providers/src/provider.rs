@@ -115,6 +115,9 @@ impl Provider {
         http: HttpClient,
         matched: MatchedClaims,
     ) -> Result<Self, ProviderError> {
+        let preset = settings.preset;
+        let resolved = settings.resolved();
+        let settings = resolved.as_ref();
         let upstream = match protocol_for(settings)? {
             Protocol::Oidc(spec) => {
                 let pinned = settings
@@ -154,9 +157,9 @@ impl Provider {
             display_name: settings
                 .display_name
                 .clone()
-                .unwrap_or_else(|| default_display_name(settings.preset, &id)),
+                .unwrap_or_else(|| default_display_name(preset, &id)),
             id,
-            preset: settings.preset,
+            preset,
             enabled: settings.enabled,
             link_only: settings.link_only,
             redirect_uri,
@@ -332,6 +335,10 @@ fn default_display_name(preset: Preset, id: &ProviderId) -> String {
         Preset::Discord => "Discord",
         Preset::Facebook => "Facebook",
         Preset::Oidc | Preset::Oauth2 => return id.to_string(),
+        Preset::Catalogued(_) => match preset.entry() {
+            Some(entry) => entry.display_name.as_str(),
+            None => return id.to_string(),
+        },
     }
     .to_owned()
 }

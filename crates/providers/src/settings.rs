@@ -88,6 +88,11 @@ pub struct ProviderSettings {
     /// `form_post` when the provider must post its answer back (Apple always does).
     #[serde(default)]
     pub response_mode: Option<ResponseMode>,
+    /// Set from a catalogue entry: its scopes, replacing the preset's defaults. Not read from
+    /// configuration.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub base_scopes: Option<Vec<String>>,
     /// Test seam: the base URL a preset's fixed endpoints are served from (a local mock),
     /// instead of the real service. Not configurable from files or the environment.
     #[doc(hidden)]
@@ -164,6 +169,7 @@ impl ProviderSettings {
             mapping: None,
             authorization_params: BTreeMap::new(),
             response_mode: None,
+            base_scopes: None,
             upstream_base_url: None,
         }
     }
@@ -188,9 +194,28 @@ impl ProviderSettings {
         self.trust_phone.unwrap_or(false)
     }
 
+    /// A catalogue preset as the generic preset it stands for, the operator's settings over
+    /// the entry's; any other preset as it is.
+    pub fn resolved(&self) -> std::borrow::Cow<'_, Self> {
+        match self.preset.entry() {
+            Some(entry) => std::borrow::Cow::Owned(entry.under(self)),
+            None => std::borrow::Cow::Borrowed(self),
+        }
+    }
+
     /// Problems an operator can fix, one line each, prefixed with the setting's path.
     pub fn problems(&self, id: &str) -> Vec<String> {
         let at = format!("federated_login.providers.{id}");
+        if let Some(entry) = self.preset.entry() {
+            if self.issuer.is_none() && self.preset.needs_issuer() {
+                let hint = entry.issuer_hint.as_deref().unwrap_or("https://…");
+                return vec![format!(
+                    "{at}.issuer: required for preset {} (like {hint})",
+                    entry.name
+                )];
+            }
+            return entry.under(self).problems(id);
+        }
         let mut out = Vec::new();
         if let Err(e) = ProviderId::parse(id) {
             out.push(format!("{at}: {e}"));

@@ -58,6 +58,18 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// The provider presets Braid knows.
+    Providers {
+        #[command(subcommand)]
+        action: ProvidersAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProvidersAction {
+    /// List every preset (`preset = "<name>"`): the built-in ones and the catalogue's, with
+    /// their protocol, whether their addresses count as verified by default, and where they are.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -87,6 +99,13 @@ enum KeysAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Providers {
+        action: ProvidersAction::List,
+    } = cli.command
+    {
+        print!("{}", braid_providers::catalogue::listing());
+        return ExitCode::SUCCESS;
+    }
     // serve and check-config check everything serve builds at start; the other commands
     // (healthcheck runs every few seconds) check the settings only.
     let checks = match cli.command {
@@ -120,6 +139,8 @@ fn main() -> ExitCode {
         Command::Users {
             action: UsersAction::Import { file, skip_invalid },
         } => import_users(settings, &file, skip_invalid),
+        // Answered above, before the configuration is read.
+        Command::Providers { .. } => ExitCode::SUCCESS,
         Command::Serve { dev: false } => serve(loaded),
         Command::Serve { dev: true } => {
             let mut loaded = loaded;
