@@ -122,7 +122,7 @@ pub(crate) enum ProfileApi {
     /// `oauth2`: the configured profile URLs and where the claims are in their answers.
     Mapped {
         urls: Vec<Url>,
-        mapping: ProfileMapping,
+        mapping: Box<ProfileMapping>,
     },
 }
 
@@ -337,7 +337,10 @@ fn generic(settings: &ProviderSettings) -> Result<OAuth2Spec, ProviderError> {
         issuer,
         authorize,
         token,
-        api: ProfileApi::Mapped { urls, mapping },
+        api: ProfileApi::Mapped {
+            urls,
+            mapping: Box::new(mapping),
+        },
         scopes: preset_scopes(settings, &[]),
         options: RequestOptions {
             scope_separator: settings

@@ -103,8 +103,7 @@ fn main() -> ExitCode {
         action: ProvidersAction::List,
     } = cli.command
     {
-        print!("{}", braid_providers::catalogue::listing());
-        return ExitCode::SUCCESS;
+        return list_providers();
     }
     // serve and check-config check everything serve builds at start; the other commands
     // (healthcheck runs every few seconds) check the settings only.
@@ -153,6 +152,13 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `braid providers list`: needs no configuration.
+#[allow(clippy::print_stdout)]
+fn list_providers() -> ExitCode {
+    print!("{}", braid_providers::catalogue::listing());
+    ExitCode::SUCCESS
 }
 
 #[allow(clippy::print_stdout)]
