@@ -14,26 +14,11 @@
 
 import http from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
+import { escapeHtml, readForm } from './util.mjs';
 
-const MAX_FORM_BYTES = 64 * 1024;
 const CODE_TTL_MS = 60_000;
 
 const token = () => randomBytes(24).toString('base64url');
-
-function escapeHtml(value) {
-  return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-async function readForm(req) {
-  const chunks = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += chunk.length;
-    if (size > MAX_FORM_BYTES) throw new Error('form body too large');
-    chunks.push(chunk);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-}
 
 function json(res, status, body) {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });

@@ -10,7 +10,7 @@
 //! profile URLs, the document is the array of their answers, so paths start with the index.
 
 use crate::ProviderError;
-use crate::claim_mapping::{MappedClaims, Trust};
+use crate::claim_mapping::{MappedClaims, Trust, safe_picture};
 use braid_core::{Email, Phone, Profile, Subject, VerifiableEmail, VerifiablePhone};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -284,47 +284,53 @@ fn subject(v: Option<&Value>) -> Result<Subject, ProviderError> {
     Subject::parse(&raw).map_err(|_| ProviderError::UserInfo("the mapped subject is not valid"))
 }
 
-/// Only `http(s)` picture URLs are kept: a `javascript:` URL never reaches a page.
-fn picture(v: &str) -> Option<String> {
-    let url = url::Url::parse(v).ok()?;
-    matches!(url.scheme(), "https" | "http").then(|| url.to_string())
+/// The values of a mapped address or phone that parse, each once, with (verified, flag). Without
+/// a flag path the operator's trust alone vouches for the value.
+fn verifiable<T: PartialEq>(
+    mapped: Option<&Flagged>,
+    trusted: bool,
+    doc: &Value,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Vec<(T, bool, bool)> {
+    let Some(m) = mapped else {
+        return Vec::new();
+    };
+    let mut out: Vec<(T, bool, bool)> = Vec::new();
+    for (value, flag) in m.pairs(doc) {
+        let Some(parsed) = text(value).and_then(&parse) else {
+            continue;
+        };
+        let verified = trusted && (flag || m.verified.is_none());
+        match out.iter_mut().find(|(seen, _, _)| *seen == parsed) {
+            Some(seen) => {
+                seen.1 |= verified;
+                seen.2 |= flag;
+            }
+            None => out.push((parsed, verified, flag)),
+        }
+    }
+    out
 }
 
 impl ProfileMapping {
     pub(crate) fn apply(&self, trust: Trust, doc: &Value) -> Result<MappedClaims, ProviderError> {
         let subject = subject(self.subject.one(doc))?;
-        let mut emails: Vec<VerifiableEmail> = Vec::new();
-        for (value, flag) in self.email.iter().flat_map(|m| m.pairs(doc)) {
-            let Some(address) = text(value).and_then(|s| Email::parse(s).ok()) else {
-                continue;
-            };
-            // Without a flag path the operator's trust alone vouches for the address.
-            let flagged = self.email.as_ref().is_some_and(|m| m.verified.is_some());
-            let verified = trust.email && (flag || !flagged);
-            match emails.iter_mut().find(|e| e.email == address) {
-                Some(seen) => {
-                    seen.verified |= verified;
-                    seen.provider_verified |= flag;
-                }
-                None => emails.push(VerifiableEmail {
-                    email: address,
-                    verified,
-                    provider_verified: flag,
-                }),
-            }
-        }
-        let mut phones: Vec<VerifiablePhone> = Vec::new();
-        for (value, flag) in self.phone.iter().flat_map(|m| m.pairs(doc)) {
-            let Some(phone) = text(value).and_then(|s| Phone::parse(s).ok()) else {
-                continue;
-            };
-            let flagged = self.phone.as_ref().is_some_and(|m| m.verified.is_some());
-            let verified = trust.phone && (flag || !flagged);
-            match phones.iter_mut().find(|p| p.phone == phone) {
-                Some(seen) => seen.verified |= verified,
-                None => phones.push(VerifiablePhone { phone, verified }),
-            }
-        }
+        let emails = verifiable(self.email.as_ref(), trust.email, doc, |s| {
+            Email::parse(s).ok()
+        })
+        .into_iter()
+        .map(|(email, verified, provider_verified)| VerifiableEmail {
+            email,
+            verified,
+            provider_verified,
+        })
+        .collect();
+        let phones = verifiable(self.phone.as_ref(), trust.phone, doc, |s| {
+            Phone::parse(s).ok()
+        })
+        .into_iter()
+        .map(|(phone, verified, _)| VerifiablePhone { phone, verified })
+        .collect();
         let field = |p: &Option<ProfilePath>| {
             p.as_ref()
                 .and_then(|p| p.one(doc))
@@ -338,7 +344,7 @@ impl ProfileMapping {
             profile: Profile {
                 name: field(&self.name),
                 preferred_username: field(&self.username),
-                picture: field(&self.picture).as_deref().and_then(picture),
+                picture: field(&self.picture).as_deref().and_then(safe_picture),
             }
             .sanitized(),
         })
@@ -348,16 +354,8 @@ impl ProfileMapping {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::claim_mapping::tests::{TRUSTED, UNTRUSTED};
     use serde_json::json;
-
-    const TRUSTED: Trust = Trust {
-        email: true,
-        phone: true,
-    };
-    const UNTRUSTED: Trust = Trust {
-        email: false,
-        phone: false,
-    };
 
     fn mapping(v: Value) -> ProfileMapping {
         serde_json::from_value::<MappingSettings>(v)
