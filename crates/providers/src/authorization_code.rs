@@ -50,6 +50,14 @@ pub(crate) const AUTHORIZATION_PARAMS: [&str; 9] = [
     "response_mode",
 ];
 
+/// The operator's fixed parameters, then those forwarded from the sign-in start.
+pub(crate) fn with_forwarded(
+    fixed: &[(String, String)],
+    forwarded: &[(String, String)],
+) -> Vec<(String, String)> {
+    fixed.iter().chain(forwarded).cloned().collect()
+}
+
 pub(crate) fn authorization_url(endpoint: &Url, p: &AuthorizationParams<'_>) -> Url {
     let mut url = endpoint.clone();
     // An endpoint that already carries parameters of ours could smuggle a second value.

@@ -4,7 +4,7 @@
 
 use crate::ProviderError;
 use crate::authorization_code::{
-    AuthorizationParams, CodeExchange, authorization_url, exchange_code,
+    AuthorizationParams, CodeExchange, authorization_url, exchange_code, with_forwarded,
 };
 use crate::claim_mapping::{
     MappedClaims, discord_claims, facebook_claims, github_claims, gitlab_claims,
@@ -24,7 +24,9 @@ pub(crate) fn authorization_request(
     spec: &OAuth2Spec,
     state: String,
     pkce_verifier: String,
+    forwarded: &[(String, String)],
 ) -> AuthorizationRequest {
+    let extra = with_forwarded(&spec.options.extra_params, forwarded);
     let url = authorization_url(
         &spec.authorize,
         &AuthorizationParams {
@@ -34,7 +36,7 @@ pub(crate) fn authorization_request(
             scope_separator: &spec.options.scope_separator,
             state: &state,
             pkce_verifier: spec.options.pkce.then_some(pkce_verifier.as_str()),
-            extra: &spec.options.extra_params,
+            extra: &extra,
             nonce: None,
             form_post: spec.options.form_post,
         },

@@ -15,6 +15,8 @@ use braid_core::{FederatedIdentity, ProviderId, Secret};
 
 /// Authorization codes longer than this are refused without calling upstream.
 const MAX_CODE_LEN: usize = 2048;
+/// A forwarded parameter (`login_hint`) longer than this is not forwarded.
+const MAX_FORWARDED_LEN: usize = 256;
 
 /// How Braid authenticates at the token endpoint.
 #[derive(Debug)]
@@ -65,6 +67,8 @@ pub struct Provider {
     pub(crate) credential: ClientCredential,
     pub(crate) trust: Trust,
     pub(crate) matched: MatchedClaims,
+    /// Parameters of the sign-in start that may go upstream (`forward_params`).
+    pub(crate) forward_params: Vec<String>,
     pub(crate) http: HttpClient,
     pub(crate) upstream: Upstream,
 }
@@ -170,6 +174,7 @@ impl Provider {
                 phone: settings.trust_phone(),
             },
             matched,
+            forward_params: settings.forward_params.clone(),
             http,
             upstream,
         })
@@ -214,20 +219,51 @@ impl Provider {
     /// caller's request is forwarded (A21). OpenID Connect providers are discovered here on
     /// first use.
     pub async fn authorization_request(&self) -> Result<AuthorizationRequest, ProviderError> {
+        self.request_upstream(&[]).await
+    }
+
+    /// As [`Provider::authorization_request`], plus the parameters of the sign-in start that
+    /// the operator allow-listed (`forward_params`, e.g. `login_hint`); `start_param` looks one
+    /// up by name. A value that is empty, longer than 256 bytes or has control characters is
+    /// left out.
+    pub async fn authorization_request_forwarding<'a>(
+        &self,
+        start_param: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<AuthorizationRequest, ProviderError> {
+        let forwarded: Vec<(String, String)> = self
+            .forward_params
+            .iter()
+            .filter_map(|name| {
+                start_param(name)
+                    .filter(|v| !v.is_empty() && v.len() <= MAX_FORWARDED_LEN)
+                    .filter(|v| !v.chars().any(char::is_control))
+                    .map(|v| (name.clone(), v.to_owned()))
+            })
+            .collect();
+        self.request_upstream(&forwarded).await
+    }
+
+    async fn request_upstream(
+        &self,
+        forwarded: &[(String, String)],
+    ) -> Result<AuthorizationRequest, ProviderError> {
         if !self.enabled {
             return Err(ProviderError::Disabled(self.id.clone()));
         }
         let state = random_token()?;
         let pkce_verifier = random_token()?;
         match &self.upstream {
-            Upstream::Oidc(o) => oidc::flow::authorization_request(self, o, state, pkce_verifier)
-                .await
-                .map_err(|e| self.noted(e)),
+            Upstream::Oidc(o) => {
+                oidc::flow::authorization_request(self, o, state, pkce_verifier, forwarded)
+                    .await
+                    .map_err(|e| self.noted(e))
+            }
             Upstream::OAuth2(spec) => Ok(plain_oauth2::authorization_request(
                 self,
                 spec,
                 state,
                 pkce_verifier,
+                forwarded,
             )),
         }
     }

@@ -85,6 +85,10 @@ pub struct ProviderSettings {
     /// Fixed extra parameters of the authorization request (`access_type = "offline"`).
     #[serde(default)]
     pub authorization_params: BTreeMap<String, String>,
+    /// Parameters a sign-in start (`/auth/connect/<id>?login_hint=…`) may pass upstream.
+    /// Nothing else from the browser ever is (A21).
+    #[serde(default)]
+    pub forward_params: Vec<String>,
     /// `form_post` when the provider must post its answer back (Apple always does).
     #[serde(default)]
     pub response_mode: Option<ResponseMode>,
@@ -168,6 +172,7 @@ impl ProviderSettings {
             pkce: None,
             mapping: None,
             authorization_params: BTreeMap::new(),
+            forward_params: Vec::new(),
             response_mode: None,
             base_scopes: None,
             upstream_base_url: None,
@@ -333,13 +338,28 @@ impl ProviderSettings {
         out
     }
 
-    /// Braid's own parameters (`state`, `redirect_uri`, …) are never set from configuration.
+    /// Braid's own parameters (`state`, `redirect_uri`, …) are never set from configuration
+    /// nor forwarded, and a forwarded one never doubles a fixed one.
     fn authorization_param_problems(&self, at: &str) -> Vec<String> {
-        self.authorization_params
+        let ours = |k: &str| AUTHORIZATION_PARAMS.contains(&k) || k.is_empty();
+        let mut out: Vec<String> = self
+            .authorization_params
             .keys()
-            .filter(|k| AUTHORIZATION_PARAMS.contains(&k.as_str()) || k.is_empty())
+            .filter(|k| ours(k))
             .map(|k| format!("{at}.authorization_params.{k}: Braid sets this parameter itself"))
-            .collect()
+            .collect();
+        for (i, name) in self.forward_params.iter().enumerate() {
+            if ours(name) {
+                out.push(format!(
+                    "{at}.forward_params[{i}]: {name:?} is Braid's own parameter, never forwarded"
+                ));
+            } else if self.authorization_params.contains_key(name) {
+                out.push(format!(
+                    "{at}.forward_params[{i}]: {name:?} is already fixed in authorization_params"
+                ));
+            }
+        }
+        out
     }
 
     /// `team_id`, `key_id` and `private_key_file` go together, on Apple only, instead of a
@@ -501,6 +521,56 @@ mod tests {
         assert_eq!(p.base_url.as_deref(), Some("https://github.example.com"));
         assert_eq!(p.upstream_base_url, None);
         assert_eq!(p.problems("ghe"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a21_braids_own_parameters_are_never_fixed_nor_forwarded() {
+        let mut p = oidc();
+        p.authorization_params = BTreeMap::from([
+            ("access_type".to_owned(), "offline".to_owned()),
+            ("state".to_owned(), "x".to_owned()),
+        ]);
+        p.forward_params = vec![
+            "login_hint".into(),
+            "redirect_uri".into(),
+            "access_type".into(),
+        ];
+        assert_eq!(
+            p.problems("corp"),
+            [
+                "federated_login.providers.corp.authorization_params.state: Braid sets this parameter itself",
+                "federated_login.providers.corp.forward_params[1]: \"redirect_uri\" is Braid's own parameter, never forwarded",
+                "federated_login.providers.corp.forward_params[2]: \"access_type\" is already fixed in authorization_params",
+            ]
+        );
+    }
+
+    #[test]
+    fn oauth2_settings_belong_to_the_oauth2_preset_and_it_needs_them() {
+        let mut p = oidc();
+        p.token_url = Some("https://idp.example/token".into());
+        assert_eq!(
+            p.problems("corp"),
+            ["federated_login.providers.corp.token_url: only the oauth2 preset reads this"]
+        );
+        let mut g = ProviderSettings::new(Preset::Oauth2, "c");
+        g.client_secret = Some(Secret::new("s"));
+        g.authorization_url = Some("http://acme.example/authorize".into());
+        let problems = g.problems("acme");
+        for key in ["authorization_url", "token_url", "userinfo_url", "mapping"] {
+            assert!(
+                problems
+                    .iter()
+                    .any(|l| l.starts_with(&format!("federated_login.providers.acme.{key}: "))),
+                "{key}: {problems:#?}"
+            );
+        }
+        g.token_endpoint_auth_method = Some(TokenAuthMethod::None);
+        assert!(
+            g.problems("acme")
+                .iter()
+                .any(|l| l.contains("sends no secret"))
+        );
     }
 
     #[test]

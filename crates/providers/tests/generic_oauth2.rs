@@ -117,6 +117,51 @@ async fn a11_a21_the_authorization_request_is_built_as_configured() {
 }
 
 #[tokio::test]
+async fn a21_only_allow_listed_start_parameters_with_sane_values_are_forwarded() {
+    let server = MockServer::start().await;
+    let mut s = generic(&server, &["/me"], json!({"subject": "/id"}));
+    s.forward_params = vec!["login_hint".into()];
+    let p = provider("acme", s);
+    let forwarded = |hint: &'static str| {
+        let p = p.clone();
+        async move {
+            let request = p
+                .authorization_request_forwarding(|name| match name {
+                    "login_hint" => Some(hint),
+                    "prompt" => Some("none"),
+                    _ => None,
+                })
+                .await
+                .unwrap();
+            let q: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
+            assert!(!q.iter().any(|(k, _)| k == "prompt"));
+            q.into_iter()
+                .find(|(k, _)| k == "login_hint")
+                .map(|(_, v)| v)
+        }
+    };
+    assert_eq!(
+        forwarded("ann@example.com").await.as_deref(),
+        Some("ann@example.com")
+    );
+    assert_eq!(forwarded("").await, None);
+    assert_eq!(forwarded("ann@example.com\r\nx").await, None);
+    assert_eq!(forwarded("\u{7f}").await, None);
+    let p = provider(
+        "acme",
+        generic(&server, &["/me"], json!({"subject": "/id"})),
+    );
+    let request = p
+        .authorization_request_forwarding(|_| Some("ann@example.com"))
+        .await
+        .unwrap();
+    assert!(
+        !request.url.as_str().contains("login_hint"),
+        "not allow-listed"
+    );
+}
+
+#[tokio::test]
 async fn response_mode_form_post_is_asked_for_and_the_callback_is_posted() {
     let server = MockServer::start().await;
     let mut s = generic(&server, &["/me"], json!({"subject": "/id"}));

@@ -4,7 +4,7 @@
 
 use crate::ProviderError;
 use crate::authorization_code::{
-    AuthorizationParams, CodeExchange, authorization_url, exchange_code,
+    AuthorizationParams, CodeExchange, authorization_url, exchange_code, with_forwarded,
 };
 use crate::claim_mapping::{MappedClaims, oidc_claims};
 use crate::error::IdTokenError;
@@ -24,9 +24,11 @@ pub(crate) async fn authorization_request(
     o: &OidcUpstream,
     state: String,
     pkce_verifier: String,
+    forwarded: &[(String, String)],
 ) -> Result<AuthorizationRequest, ProviderError> {
     let discovered = o.cache.current(&p.http).await?;
     let nonce = random_token()?;
+    let extra = with_forwarded(&o.spec.extra_params, forwarded);
     let url = authorization_url(
         &discovered.authorization_endpoint,
         &AuthorizationParams {
@@ -36,7 +38,7 @@ pub(crate) async fn authorization_request(
             scope_separator: " ",
             state: &state,
             pkce_verifier: Some(&pkce_verifier),
-            extra: &o.spec.extra_params,
+            extra: &extra,
             nonce: Some(&nonce),
             form_post: o.spec.form_post,
         },
