@@ -9,12 +9,10 @@ mod support;
 use braid_core::{FederatedIdentity, Secret};
 use braid_providers::profile_mapping::MappingSettings;
 use braid_providers::{
-    CallbackParams, Preset, Provider, ProviderError, ProviderSettings, ResponseMode,
-    TokenAuthMethod,
+    Preset, Provider, ProviderError, ProviderSettings, ResponseMode, TokenAuthMethod,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use support::provider;
 use wiremock::matchers::{body_string_contains, header, header_exists, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -63,13 +61,8 @@ async fn mount_json(server: &MockServer, api_path: &str, status: u16, body: Valu
         .await;
 }
 
-async fn login(p: &Arc<Provider>) -> Result<FederatedIdentity, ProviderError> {
-    let request = p.authorization_request().await.unwrap();
-    let callback = CallbackParams {
-        code: "the-code".into(),
-        iss: None,
-    };
-    p.complete(callback, &request.expected_flow()).await
+async fn login(p: &Provider) -> Result<FederatedIdentity, ProviderError> {
+    support::login_with_the_code(p).await
 }
 
 async fn request_query(p: &Provider) -> BTreeMap<String, Vec<String>> {
