@@ -4,7 +4,10 @@
 //
 // Usage (from the repository root, after `cd e2e && npm ci` once):
 //   node bench/logins.mjs [PATH_TO_BRAID] [--logins N] [--concurrency C] [--warmup W]
-//                         [--accounts A] [--max-seconds S]
+//                         [--accounts A] [--max-seconds S] [--upstream oidc|oauth2]
+// --upstream oauth2: the upstream is instead the plain OAuth 2.0 server of the e2e suite
+// (../e2e/lib/oauth2-server.mjs, GitHub-shaped: token endpoint, /api/user, /api/user/emails),
+// configured in braid with `preset = "oauth2"` and a claim mapping.
 // Default binary: $CARGO_TARGET_DIR/release/braid, else target/release/braid.
 // Database: SQLite in a fresh temp dir; BRAID_BENCH_DATABASE_URL=postgres://… for PostgreSQL
 // (a database prepared by the caller; subjects and emails get a per-run tag).
@@ -41,10 +44,17 @@ const MAX_HOPS = 12;
 // {accounts, clients} over IPC, answers {issuer} once listening, exits on 'stop' or when the
 // parent goes away.
 if (process.argv[2] === '--idp-server') {
-  process.once('message', async ({ accounts, clients }) => {
-    const { startIdp } = await import('../e2e/lib/idp.mjs'); // oidc-provider: loaded only here
-    const idp = await startIdp({ name: PROVIDER, accounts, clients });
-    process.send({ issuer: idp.issuer, authorizationEndpoint: idp.authorizationEndpoint });
+  process.once('message', async ({ accounts, clients, upstream }) => {
+    let idp;
+    if (upstream === 'oauth2') {
+      const { startOAuth2Server } = await import('../e2e/lib/oauth2-server.mjs');
+      idp = await startOAuth2Server({ client: clients[0], accounts });
+      idp.authorizationEndpoint = `${idp.url}/login/oauth/authorize`;
+    } else {
+      const { startIdp } = await import('../e2e/lib/idp.mjs'); // oidc-provider: loaded only here
+      idp = await startIdp({ name: PROVIDER, accounts, clients });
+    }
+    process.send({ issuer: idp.issuer ?? idp.url, authorizationEndpoint: idp.authorizationEndpoint });
     process.on('message', async (m) => {
       if (m === 'stop') {
         await idp.close();
@@ -62,11 +72,14 @@ if (process.argv[2] === '--idp-server') {
 
 // ---------------------------------------------------------------- helpers
 function parseArgs(argv) {
-  const opts = { logins: 1000, concurrency: 8, warmup: 50, accounts: 200, maxSeconds: 600, bin: null };
+  const opts = { logins: 1000, concurrency: 8, warmup: 50, accounts: 200, maxSeconds: 600, bin: null, upstream: 'oidc' };
   const names = { '--logins': 'logins', '--concurrency': 'concurrency', '--warmup': 'warmup', '--accounts': 'accounts', '--max-seconds': 'maxSeconds' };
   for (let i = 0; i < argv.length; i += 1) {
     const a = argv[i];
-    if (names[a]) {
+    if (a === '--upstream') {
+      opts.upstream = argv[(i += 1)];
+      if (!['oidc', 'oauth2'].includes(opts.upstream)) throw new Error('--upstream is oidc or oauth2');
+    } else if (names[a]) {
       const v = Number(argv[(i += 1)]);
       if (!Number.isInteger(v) || v < (a === '--warmup' ? 0 : 1)) throw new Error(`${a} needs a positive integer`);
       opts[names[a]] = v;
@@ -161,6 +174,12 @@ async function login(env, account) {
     if ([302, 303].includes(r.status) && r.location) {
       if (r.location.startsWith(`${env.callbackUrl}?`)) callback = r.location;
       else r = await get(browser, r.location);
+    } else if (r.status === 200 && !loggedIn && new URL(r.requestUrl).pathname === '/login/oauth/authorize') {
+      // The plain OAuth 2.0 server's page: a hidden request id and one radio per account.
+      const request = r.bodyText.match(/name="request" value="([^"]+)"/)?.[1];
+      if (!request) break;
+      loggedIn = true;
+      r = await get(browser, new URL('/login/oauth/authorize', r.requestUrl).href, { method: 'POST', form: { request, account } });
     } else if (r.status === 200 && !loggedIn && /\/interaction\/[^/]+$/.test(new URL(r.requestUrl).pathname)) {
       const action = findFormAction(r.bodyText, r.requestUrl, /\/interaction\/[^/]+\/login$/);
       if (!action) break;
@@ -217,7 +236,7 @@ async function runLogins(env, { first, count, concurrency, deadline }) {
   return result;
 }
 
-function startIdpChild(accounts, clients) {
+function startIdpChild(accounts, clients, upstream) {
   const child = fork(SELF, ['--idp-server'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the IdP did not start within 30 s')), 30_000);
@@ -228,7 +247,7 @@ function startIdpChild(accounts, clients) {
       child.removeAllListeners('exit');
       resolve({ child, ...m });
     });
-    child.send({ accounts, clients });
+    child.send({ accounts, clients, upstream });
   });
 }
 
@@ -239,6 +258,27 @@ async function stopIdpChild(child) {
   const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
   await exited;
   clearTimeout(t);
+}
+
+/** `preset = "oauth2"` against the e2e OAuth 2.0 server: GitHub's shape, as data. */
+function oauth2Provider(base, secret) {
+  return [
+    `[federated_login.providers.${PROVIDER}]`,
+    'preset = "oauth2"',
+    'client_id = "braid"',
+    `client_secret = "${secret}"`,
+    `authorization_url = "${base}/login/oauth/authorize"`,
+    `token_url = "${base}/login/oauth/access_token"`,
+    `userinfo_url = ["${base}/api/user", "${base}/api/user/emails"]`,
+    'scopes = ["read:user", "user:email"]',
+    'trust_email = true',
+    `[federated_login.providers.${PROVIDER}.mapping]`,
+    'subject = "/0/id"',
+    'email = "/1/*/email"',
+    'email_verified = "/1/*/verified"',
+    'name = "/0/name"',
+    'username = "/0/login"',
+  ].join('\n');
 }
 
 // ---------------------------------------------------------------- main
@@ -253,7 +293,10 @@ async function main() {
   const accounts = {};
   for (let i = 0; i < opts.accounts; i += 1) {
     const id = `user${String(i).padStart(4, '0')}${tag}`;
-    accounts[id] = { email: `${id}@example.com`, email_verified: true, name: `Bench User ${i}` };
+    accounts[id] =
+      opts.upstream === 'oauth2'
+        ? { id: 1_000_000 + i, login: id, name: `Bench User ${i}`, emails: [{ email: `${id}@example.com`, verified: true, primary: true }] }
+        : { email: `${id}@example.com`, email_verified: true, name: `Bench User ${i}` };
   }
 
   const sqliteDir = pgUrl ? null : mkdtempSync(path.join(tmpdir(), 'braid-bench-'));
@@ -280,14 +323,15 @@ async function main() {
         redirect_uris: [callbackUrl],
         token_endpoint_auth_method: 'client_secret_basic',
       },
-    ]);
+    ], opts.upstream);
     braid = await startBraid({
       bin,
       port: braidPort,
       databaseUrl,
       resolution: 'automatic',
-      providers: { [PROVIDER]: { issuer: idp.issuer, clientId: 'braid', clientSecret: idpSecret, trustEmail: true } },
+      providers: opts.upstream === 'oauth2' ? {} : { [PROVIDER]: { issuer: idp.issuer, clientId: 'braid', clientSecret: idpSecret, trustEmail: true } },
       clients: { [APP]: { redirectUris: [APP_REDIRECT], secret: randomToken(32) } },
+      extraToml: opts.upstream === 'oauth2' ? oauth2Provider(idp.issuer, idpSecret) : undefined,
     });
     const braidPid = braid.child?.pid;
     if (!braidPid || !existsSync(`/proc/${braidPid}/stat`)) throw new Error('no /proc/<pid>/stat for braid');
@@ -317,6 +361,7 @@ async function main() {
 
     console.log(`binary: ${bin}`);
     console.log(`database: ${pgUrl ? 'PostgreSQL (BRAID_BENCH_DATABASE_URL)' : 'SQLite (temp dir)'}`);
+    console.log(`upstream: ${opts.upstream === 'oauth2' ? 'plain OAuth 2.0 (preset oauth2: token + 2 profile URLs)' : 'OpenID Connect (preset oidc: token + userinfo)'}`);
     console.log(
       `logins: ${opts.logins} measured after ${opts.warmup} warm-up, concurrency ${opts.concurrency}, ` +
         `${opts.accounts} IdP accounts (${newUsers} of the measured logins create a user, the rest are returning users)`,

@@ -12,6 +12,7 @@ import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
 import { exportJWK, generateKeyPair } from 'jose';
+import { escapeHtml, readForm } from './util.mjs';
 
 const SCOPES = ['openid', 'email', 'profile', 'phone'];
 
@@ -38,23 +39,6 @@ function listenLoopback(handler, port = 0) {
       resolve({ server, port: server.address().port });
     });
   });
-}
-
-function escapeHtml(value) {
-  return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-const MAX_FORM_BYTES = 64 * 1024;
-
-async function readForm(req) {
-  const chunks = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += chunk.length;
-    if (size > MAX_FORM_BYTES) throw new Error('form body too large');
-    chunks.push(chunk);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
 function send(res, status, contentType, body) {

@@ -36,3 +36,22 @@ export function basicAuth(id, secret) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Text for an HTML page of a test double. */
+export function escapeHtml(value) {
+  return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+const MAX_FORM_BYTES = 64 * 1024;
+
+/** The form-urlencoded body of a request to a test double (at most 64 KiB). */
+export async function readForm(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > MAX_FORM_BYTES) throw new Error('form body too large');
+    chunks.push(chunk);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}

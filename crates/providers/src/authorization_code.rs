@@ -25,8 +25,12 @@ pub(crate) struct AuthorizationParams<'a> {
     pub client_id: &'a str,
     pub redirect_uri: &'a str,
     pub scopes: &'a [String],
+    pub scope_separator: &'a str,
     pub state: &'a str,
-    pub pkce_verifier: &'a str,
+    /// `None` only for a generic provider configured with `pkce = false`.
+    pub pkce_verifier: Option<&'a str>,
+    /// The operator's fixed `authorization_params` (never one of [`AUTHORIZATION_PARAMS`]).
+    pub extra: &'a [(String, String)],
     /// OpenID Connect only.
     pub nonce: Option<&'a str>,
     /// Apple: `response_mode=form_post`.
@@ -46,25 +50,41 @@ pub(crate) const AUTHORIZATION_PARAMS: [&str; 9] = [
     "response_mode",
 ];
 
+/// The operator's fixed parameters, then those forwarded from the sign-in start.
+pub(crate) fn with_forwarded(
+    fixed: &[(String, String)],
+    forwarded: &[(String, String)],
+) -> Vec<(String, String)> {
+    fixed.iter().chain(forwarded).cloned().collect()
+}
+
 pub(crate) fn authorization_url(endpoint: &Url, p: &AuthorizationParams<'_>) -> Url {
     let mut url = endpoint.clone();
     // An endpoint that already carries parameters of ours could smuggle a second value.
     let kept: Vec<(String, String)> = url
         .query_pairs()
         .filter(|(k, _)| !AUTHORIZATION_PARAMS.contains(&k.as_ref()))
+        .filter(|(k, _)| !p.extra.iter().any(|(name, _)| name == k))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     url.set_query(None);
     {
         let mut q = url.query_pairs_mut();
         q.extend_pairs(kept);
+        q.extend_pairs(
+            p.extra
+                .iter()
+                .filter(|(k, _)| !AUTHORIZATION_PARAMS.contains(&k.as_str())),
+        );
         q.append_pair("response_type", "code")
             .append_pair("client_id", p.client_id)
             .append_pair("redirect_uri", p.redirect_uri)
-            .append_pair("scope", &p.scopes.join(" "))
-            .append_pair("state", p.state)
-            .append_pair("code_challenge", &pkce_s256_challenge(p.pkce_verifier))
-            .append_pair("code_challenge_method", "S256");
+            .append_pair("scope", &p.scopes.join(p.scope_separator))
+            .append_pair("state", p.state);
+        if let Some(verifier) = p.pkce_verifier {
+            q.append_pair("code_challenge", &pkce_s256_challenge(verifier))
+                .append_pair("code_challenge_method", "S256");
+        }
         if let Some(nonce) = p.nonce {
             q.append_pair("nonce", nonce);
         }
@@ -114,7 +134,7 @@ pub(crate) struct CodeExchange<'a> {
     pub secret_in_body: bool,
     pub redirect_uri: &'a str,
     pub code: &'a str,
-    pub pkce_verifier: &'a str,
+    pub pkce_verifier: Option<&'a str>,
 }
 
 /// Redeems the code with the PKCE verifier. Only a Bearer token is accepted (B20).
@@ -135,9 +155,11 @@ pub(crate) async fn exchange_code(
     if let Some(secret) = x.client_secret {
         client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
     }
-    let response = client
-        .exchange_code(AuthorizationCode::new(x.code.to_owned()))
-        .set_pkce_verifier(PkceCodeVerifier::new(x.pkce_verifier.to_owned()))
+    let mut request = client.exchange_code(AuthorizationCode::new(x.code.to_owned()));
+    if let Some(verifier) = x.pkce_verifier {
+        request = request.set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()));
+    }
+    let response = request
         .request_async(&http.reading(Document::TokenResponse))
         .await
         .map_err(token_error)?;
@@ -189,8 +211,10 @@ mod tests {
                 client_id: "braid",
                 redirect_uri: "https://braid.example/auth/connect/corp/callback",
                 scopes: &scopes,
+                scope_separator: " ",
                 state: "s",
-                pkce_verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                pkce_verifier: Some("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+                extra: &[],
                 nonce: Some("n"),
                 form_post: false,
             },

@@ -49,9 +49,12 @@ fn email(claims: &Claims, name: &str) -> Option<Email> {
     string(claims, name).and_then(|s| Email::parse(s).ok())
 }
 
-/// Only `http(s)` picture URLs are kept: a `javascript:` URL never reaches a page.
 fn picture(claims: &Claims, name: &str) -> Option<String> {
-    let raw = string(claims, name)?;
+    string(claims, name).and_then(safe_picture)
+}
+
+/// Only `http(s)` picture URLs are kept: a `javascript:` URL never reaches a page.
+pub(crate) fn safe_picture(raw: &str) -> Option<String> {
     let url = url::Url::parse(raw).ok()?;
     matches!(url.scheme(), "https" | "http").then(|| url.to_string())
 }
@@ -263,15 +266,15 @@ pub(crate) fn facebook_claims(trust: Trust, user: &Value) -> Result<MappedClaims
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    const TRUSTED: Trust = Trust {
+    pub(crate) const TRUSTED: Trust = Trust {
         email: true,
         phone: true,
     };
-    const UNTRUSTED: Trust = Trust {
+    pub(crate) const UNTRUSTED: Trust = Trust {
         email: false,
         phone: false,
     };

@@ -9,6 +9,7 @@
 
 mod apple_client_secret;
 mod authorization_code;
+pub mod catalogue;
 mod claim_mapping;
 pub mod error;
 mod flow_secrets;
@@ -18,6 +19,7 @@ mod oidc;
 mod plain_oauth2;
 pub mod preset;
 mod preset_endpoints;
+pub mod profile_mapping;
 pub mod provider;
 pub mod registry;
 mod self_hosted;
@@ -33,6 +35,6 @@ pub use login_flow::{AuthorizationRequest, CallbackParams, ExpectedFlow};
 pub use preset::Preset;
 pub use provider::{MatchedClaims, Provider};
 pub use registry::{ProviderRegistry, RegistryOptions, callback_url};
-pub use settings::ProviderSettings;
+pub use settings::{ProviderSettings, ResponseMode, TokenAuthMethod};
 pub use status::ProviderStatus;
 pub use upstream_json::Document;

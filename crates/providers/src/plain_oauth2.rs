@@ -1,9 +1,10 @@
-//! Plain OAuth 2.0 providers (GitHub, GitLab, Discord, Facebook): the authorization request
-//! (with PKCE S256, A11), the code exchange, and the preset's profile API.
+//! Plain OAuth 2.0 providers (GitHub, GitLab, Discord, Facebook, and any other through
+//! `preset = "oauth2"`): the authorization request (with PKCE S256, A11), the code exchange,
+//! and the preset's profile API or the configured profile URLs and mapping.
 
 use crate::ProviderError;
 use crate::authorization_code::{
-    AuthorizationParams, CodeExchange, authorization_url, exchange_code,
+    AuthorizationParams, CodeExchange, authorization_url, exchange_code, with_forwarded,
 };
 use crate::claim_mapping::{
     MappedClaims, discord_claims, facebook_claims, github_claims, gitlab_claims,
@@ -23,17 +24,21 @@ pub(crate) fn authorization_request(
     spec: &OAuth2Spec,
     state: String,
     pkce_verifier: String,
+    forwarded: &[(String, String)],
 ) -> AuthorizationRequest {
+    let extra = with_forwarded(&spec.options.extra_params, forwarded);
     let url = authorization_url(
         &spec.authorize,
         &AuthorizationParams {
             client_id: &p.client_id,
             redirect_uri: &p.redirect_uri,
             scopes: &spec.scopes,
+            scope_separator: &spec.options.scope_separator,
             state: &state,
-            pkce_verifier: &pkce_verifier,
+            pkce_verifier: spec.options.pkce.then_some(pkce_verifier.as_str()),
+            extra: &extra,
             nonce: None,
-            form_post: false,
+            form_post: spec.options.form_post,
         },
     );
     AuthorizationRequest {
@@ -63,11 +68,14 @@ pub(crate) async fn complete(
             authorization_endpoint: &spec.authorize,
             token_endpoint: &spec.token,
             client_id: &p.client_id,
-            client_secret: Some(p.client_secret(&spec.issuer)?),
-            secret_in_body: spec.secret_in_body,
+            client_secret: match spec.options.public_client {
+                true => None,
+                false => Some(p.client_secret(&spec.issuer)?),
+            },
+            secret_in_body: spec.options.secret_in_body,
             redirect_uri: &p.redirect_uri,
             code: &callback.code,
-            pkce_verifier: &expected.pkce_verifier,
+            pkce_verifier: spec.options.pkce.then_some(expected.pkce_verifier.as_str()),
         },
     )
     .await?;
@@ -101,6 +109,33 @@ pub(crate) async fn complete(
             p.trust,
             &http.get_json(me, token, JSON, &[], PROFILE).await?,
         )?,
+        ProfileApi::Mapped { urls, mapping } => {
+            mapping.apply(p.trust, &mapped_profile(http, urls, token).await?)?
+        }
     };
     Ok((spec.issuer.clone(), claims))
+}
+
+/// One profile URL: its answer. Several: the array of their answers, in order. Only the first
+/// must answer; a later one that refuses (e.g. a list the granted scopes do not cover) is
+/// `null`, so the claims in it are simply absent.
+async fn mapped_profile(
+    http: &crate::HttpClient,
+    urls: &[url::Url],
+    token: &str,
+) -> Result<serde_json::Value, ProviderError> {
+    let mut answers = Vec::with_capacity(urls.len());
+    for (i, url) in urls.iter().enumerate() {
+        match http.get_json(url, token, JSON, &[], PROFILE).await {
+            Ok(doc) => answers.push(doc),
+            Err(ProviderError::UpstreamStatus(status)) if i > 0 && status < 500 => {
+                answers.push(serde_json::Value::Null)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(match <[serde_json::Value; 1]>::try_from(answers) {
+        Ok([only]) => only,
+        Err(all) => serde_json::Value::Array(all),
+    })
 }

@@ -3,8 +3,9 @@
 //! moves a preset's endpoints onto a local mock, keeping their paths; `base_url` (a setting)
 //! moves github or gitlab onto an Enterprise Server or self-managed instance.
 
+use crate::profile_mapping::ProfileMapping;
 use crate::self_hosted::self_hosted_base;
-use crate::settings::check_issuer;
+use crate::settings::{ResponseMode, TokenAuthMethod, check_issuer};
 use crate::{Preset, ProviderError, ProviderSettings};
 use url::Url;
 
@@ -36,6 +37,8 @@ pub(crate) struct OidcSpec {
     /// providers put `email` only there).
     pub use_userinfo: bool,
     pub form_post: bool,
+    /// The operator's `authorization_params`.
+    pub extra_params: Vec<(String, String)>,
 }
 
 /// The issuer a discovery document must announce (A10: anything else is refused).
@@ -67,17 +70,71 @@ pub(crate) struct OAuth2Spec {
     pub token: Url,
     pub api: ProfileApi,
     pub scopes: Vec<String>,
+    pub options: RequestOptions,
+}
+
+/// How the authorization request and the code exchange are made.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestOptions {
+    /// What joins the scopes (a space, as RFC 6749 says, unless the provider wants a comma).
+    pub scope_separator: String,
     /// Send the client secret in the form body rather than HTTP Basic.
     pub secret_in_body: bool,
+    /// A public client sends no secret at all.
+    pub public_client: bool,
+    pub pkce: bool,
+    pub form_post: bool,
+    /// The operator's `authorization_params`.
+    pub extra_params: Vec<(String, String)>,
+}
+
+impl RequestOptions {
+    /// A built-in preset: its own client authentication, PKCE always, the operator's
+    /// parameters and response mode.
+    fn preset(settings: &ProviderSettings, secret_in_body: bool) -> Self {
+        Self {
+            scope_separator: " ".to_owned(),
+            secret_in_body,
+            public_client: false,
+            pkce: true,
+            form_post: settings.response_mode == Some(ResponseMode::FormPost),
+            extra_params: extra_params(settings),
+        }
+    }
 }
 
 /// The profile API of a plain OAuth 2.0 provider.
 #[derive(Debug, Clone)]
 pub(crate) enum ProfileApi {
-    Github { user: Url, emails: Url },
-    Gitlab { user: Url },
-    Discord { me: Url },
-    Facebook { me: Url },
+    Github {
+        user: Url,
+        emails: Url,
+    },
+    Gitlab {
+        user: Url,
+    },
+    Discord {
+        me: Url,
+    },
+    Facebook {
+        me: Url,
+    },
+    /// `oauth2`: the configured profile URLs and where the claims are in their answers.
+    Mapped {
+        urls: Vec<Url>,
+        mapping: Box<ProfileMapping>,
+    },
+}
+
+/// The preset's scopes (or a catalogue entry's instead) and the operator's extra ones.
+fn preset_scopes(settings: &ProviderSettings, fixed: &[&str]) -> Vec<String> {
+    match &settings.base_scopes {
+        Some(base) => {
+            let base: Vec<&str> = base.iter().map(String::as_str).collect();
+            scopes(&base, &settings.scopes)
+        }
+        None => scopes(fixed, &settings.scopes),
+    }
 }
 
 fn scopes(fixed: &[&str], extra: &[String]) -> Vec<String> {
@@ -106,16 +163,20 @@ fn base(settings: &ProviderSettings, default: &str) -> Result<String, ProviderEr
 
 pub(crate) fn protocol_for(settings: &ProviderSettings) -> Result<Protocol, ProviderError> {
     let extra = &settings.scopes;
-    let oidc = |issuer: String, metadata_issuer, form_post, use_userinfo, fixed: &[&str]| {
+    let form_post_wanted = settings.response_mode == Some(ResponseMode::FormPost);
+    let oidc = |issuer: String, metadata_issuer, form_post: bool, use_userinfo, fixed: &[&str]| {
         Protocol::Oidc(OidcSpec {
             issuer,
             metadata_issuer,
-            scopes: scopes(fixed, extra),
+            scopes: preset_scopes(settings, fixed),
             use_userinfo,
-            form_post,
+            form_post: form_post || form_post_wanted,
+            extra_params: extra_params(settings),
         })
     };
-    Ok(match settings.preset {
+    let spec = match settings.preset {
+        Preset::Catalogued(_) => return protocol_for(&settings.resolved()),
+        Preset::Oauth2 => generic(settings)?,
         Preset::Oidc => {
             let issuer = settings
                 .issuer
@@ -123,17 +184,35 @@ pub(crate) fn protocol_for(settings: &ProviderSettings) -> Result<Protocol, Prov
                 .ok_or_else(|| ProviderError::Config("the oidc preset needs an issuer".into()))?;
             check_issuer(&issuer).map_err(ProviderError::Config)?;
             let exact = MetadataIssuer::Exact(issuer.clone());
-            oidc(issuer, exact, false, true, &["openid", "email", "profile"])
+            return Ok(oidc(
+                issuer,
+                exact,
+                false,
+                true,
+                &["openid", "email", "profile"],
+            ));
         }
         Preset::Google => {
             let issuer = base(settings, GOOGLE_ISSUER)?;
             let exact = MetadataIssuer::Exact(issuer.clone());
-            oidc(issuer, exact, false, false, &["openid", "email", "profile"])
+            return Ok(oidc(
+                issuer,
+                exact,
+                false,
+                false,
+                &["openid", "email", "profile"],
+            ));
         }
         Preset::Apple => {
             let issuer = base(settings, APPLE_ISSUER)?;
             let exact = MetadataIssuer::Exact(issuer.clone());
-            oidc(issuer, exact, true, false, &["openid", "email", "name"])
+            return Ok(oidc(
+                issuer,
+                exact,
+                true,
+                false,
+                &["openid", "email", "name"],
+            ));
         }
         Preset::Microsoft => {
             let authority = base(settings, MICROSOFT_AUTHORITY)?;
@@ -160,19 +239,19 @@ pub(crate) fn protocol_for(settings: &ProviderSettings) -> Result<Protocol, Prov
                 }
                 _ => MetadataIssuer::Exact(issuer.clone()),
             };
-            oidc(
+            return Ok(oidc(
                 issuer,
                 metadata_issuer,
                 false,
                 false,
                 &["openid", "email", "profile"],
-            )
+            ));
         }
-        Preset::Github => Protocol::OAuth2(Box::new(github(settings)?)),
-        Preset::Gitlab => Protocol::OAuth2(Box::new(gitlab(settings)?)),
+        Preset::Github => github(settings)?,
+        Preset::Gitlab => gitlab(settings)?,
         Preset::Discord => {
             let web = base(settings, "https://discord.com")?;
-            Protocol::OAuth2(Box::new(OAuth2Spec {
+            OAuth2Spec {
                 issuer: web.clone(),
                 authorize: url(&format!("{web}/oauth2/authorize"))?,
                 token: url(&format!("{web}/api/oauth2/token"))?,
@@ -180,8 +259,8 @@ pub(crate) fn protocol_for(settings: &ProviderSettings) -> Result<Protocol, Prov
                     me: url(&format!("{web}/api/users/@me"))?,
                 },
                 scopes: scopes(&["identify", "email"], extra),
-                secret_in_body: false,
-            }))
+                options: RequestOptions::preset(settings, false),
+            }
         }
         Preset::Facebook => {
             let (web, graph) = match &settings.upstream_base_url {
@@ -194,7 +273,7 @@ pub(crate) fn protocol_for(settings: &ProviderSettings) -> Result<Protocol, Prov
                     format!("https://graph.facebook.com/{FACEBOOK_GRAPH_VERSION}"),
                 ),
             };
-            Protocol::OAuth2(Box::new(OAuth2Spec {
+            OAuth2Spec {
                 issuer: match &settings.upstream_base_url {
                     Some(_) => web.clone(),
                     None => "https://www.facebook.com".to_owned(),
@@ -205,9 +284,75 @@ pub(crate) fn protocol_for(settings: &ProviderSettings) -> Result<Protocol, Prov
                     me: url(&format!("{graph}/me?fields=id,name,email"))?,
                 },
                 scopes: scopes(&["email", "public_profile"], extra),
-                secret_in_body: true,
-            }))
+                options: RequestOptions::preset(settings, true),
+            }
         }
+    };
+    Ok(Protocol::OAuth2(Box::new(spec)))
+}
+
+fn extra_params(settings: &ProviderSettings) -> Vec<(String, String)> {
+    settings
+        .authorization_params
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// `preset = "oauth2"`: everything from the settings. The issuer Braid records is the
+/// configured `issuer`, else the authorization endpoint's origin.
+fn generic(settings: &ProviderSettings) -> Result<OAuth2Spec, ProviderError> {
+    let missing = |key: &str| ProviderError::Config(format!("the oauth2 preset needs {key}"));
+    let authorize = url(settings
+        .authorization_url
+        .as_deref()
+        .ok_or_else(|| missing("authorization_url"))?)?;
+    let token = url(settings
+        .token_url
+        .as_deref()
+        .ok_or_else(|| missing("token_url"))?)?;
+    let urls = settings
+        .userinfo_url
+        .iter()
+        .map(|u| url(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    if urls.is_empty() {
+        return Err(missing("userinfo_url"));
+    }
+    let mapping = settings
+        .mapping
+        .as_ref()
+        .ok_or_else(|| missing("mapping"))?
+        .build()
+        .map_err(|problems| {
+            let keys: Vec<&str> = problems.iter().map(|(k, _)| *k).collect();
+            ProviderError::Config(format!("invalid mapping: {}", keys.join(", ")))
+        })?;
+    let issuer = match &settings.issuer {
+        Some(issuer) => issuer.trim_end_matches('/').to_owned(),
+        None => authorize.origin().ascii_serialization(),
+    };
+    let auth = settings.token_endpoint_auth_method;
+    Ok(OAuth2Spec {
+        issuer,
+        authorize,
+        token,
+        api: ProfileApi::Mapped {
+            urls,
+            mapping: Box::new(mapping),
+        },
+        scopes: preset_scopes(settings, &[]),
+        options: RequestOptions {
+            scope_separator: settings
+                .scope_separator
+                .clone()
+                .unwrap_or_else(|| " ".to_owned()),
+            secret_in_body: auth == Some(TokenAuthMethod::ClientSecretPost),
+            public_client: auth == Some(TokenAuthMethod::None),
+            pkce: settings.pkce.unwrap_or(true),
+            form_post: settings.response_mode == Some(ResponseMode::FormPost),
+            extra_params: extra_params(settings),
+        },
     })
 }
 
@@ -236,7 +381,7 @@ fn github(settings: &ProviderSettings) -> Result<OAuth2Spec, ProviderError> {
             emails: url(&format!("{api}/user/emails"))?,
         },
         scopes: scopes(&["read:user", "user:email"], &settings.scopes),
-        secret_in_body: false,
+        options: RequestOptions::preset(settings, false),
     })
 }
 
@@ -253,7 +398,7 @@ fn gitlab(settings: &ProviderSettings) -> Result<OAuth2Spec, ProviderError> {
             user: url(&format!("{web}/api/v4/user"))?,
         },
         scopes: scopes(&["read_user"], &settings.scopes),
-        secret_in_body: false,
+        options: RequestOptions::preset(settings, false),
     })
 }
 
@@ -304,7 +449,7 @@ mod tests {
         let Protocol::OAuth2(facebook) = spec(Preset::Facebook) else {
             panic!()
         };
-        assert!(facebook.secret_in_body);
+        assert!(facebook.options.secret_in_body);
     }
 
     #[test]

@@ -15,6 +15,8 @@ use braid_core::{FederatedIdentity, ProviderId, Secret};
 
 /// Authorization codes longer than this are refused without calling upstream.
 const MAX_CODE_LEN: usize = 2048;
+/// A forwarded parameter (`login_hint`) longer than this is not forwarded.
+const MAX_FORWARDED_LEN: usize = 256;
 
 /// How Braid authenticates at the token endpoint.
 #[derive(Debug)]
@@ -22,6 +24,8 @@ pub(crate) enum ClientCredential {
     Secret(Secret),
     /// Apple: an ES256 JWT signed per request.
     AppleKey(AppleSigningKey),
+    /// A public client (`token_endpoint_auth_method = "none"`).
+    None,
 }
 
 pub(crate) enum Upstream {
@@ -63,6 +67,8 @@ pub struct Provider {
     pub(crate) credential: ClientCredential,
     pub(crate) trust: Trust,
     pub(crate) matched: MatchedClaims,
+    /// Parameters of the sign-in start that may go upstream (`forward_params`).
+    pub(crate) forward_params: Vec<String>,
     pub(crate) http: HttpClient,
     pub(crate) upstream: Upstream,
 }
@@ -78,6 +84,9 @@ impl std::fmt::Debug for Provider {
 }
 
 fn credential(settings: &ProviderSettings) -> Result<ClientCredential, ProviderError> {
+    if settings.is_public_client() {
+        return Ok(ClientCredential::None);
+    }
     if let Some(key) = AppleSigningKey::from_settings(settings)? {
         return Ok(ClientCredential::AppleKey(key));
     }
@@ -110,6 +119,9 @@ impl Provider {
         http: HttpClient,
         matched: MatchedClaims,
     ) -> Result<Self, ProviderError> {
+        let preset = settings.preset;
+        let resolved = settings.resolved();
+        let settings = resolved.as_ref();
         let upstream = match protocol_for(settings)? {
             Protocol::Oidc(spec) => {
                 let pinned = settings
@@ -149,9 +161,9 @@ impl Provider {
             display_name: settings
                 .display_name
                 .clone()
-                .unwrap_or_else(|| default_display_name(settings.preset, &id)),
+                .unwrap_or_else(|| default_display_name(preset, &id)),
             id,
-            preset: settings.preset,
+            preset,
             enabled: settings.enabled,
             link_only: settings.link_only,
             redirect_uri,
@@ -162,6 +174,7 @@ impl Provider {
                 phone: settings.trust_phone(),
             },
             matched,
+            forward_params: settings.forward_params.clone(),
             http,
             upstream,
         })
@@ -187,9 +200,13 @@ impl Provider {
         self.link_only
     }
 
-    /// Apple posts its callback (`response_mode=form_post`).
+    /// Apple (and any provider configured with `response_mode = "form_post"`) posts its
+    /// callback.
     pub fn uses_form_post(&self) -> bool {
-        matches!(&self.upstream, Upstream::Oidc(o) if o.spec.form_post)
+        match &self.upstream {
+            Upstream::Oidc(o) => o.spec.form_post,
+            Upstream::OAuth2(spec) => spec.options.form_post,
+        }
     }
 
     /// `{callback_base}/auth/connect/{id}/callback`.
@@ -202,20 +219,51 @@ impl Provider {
     /// caller's request is forwarded (A21). OpenID Connect providers are discovered here on
     /// first use.
     pub async fn authorization_request(&self) -> Result<AuthorizationRequest, ProviderError> {
+        self.request_upstream(&[]).await
+    }
+
+    /// As [`Provider::authorization_request`], plus the parameters of the sign-in start that
+    /// the operator allow-listed (`forward_params`, e.g. `login_hint`); `start_param` looks one
+    /// up by name. A value that is empty, longer than 256 bytes or has control characters is
+    /// left out.
+    pub async fn authorization_request_forwarding<'a>(
+        &self,
+        start_param: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<AuthorizationRequest, ProviderError> {
+        let forwarded: Vec<(String, String)> = self
+            .forward_params
+            .iter()
+            .filter_map(|name| {
+                start_param(name)
+                    .filter(|v| !v.is_empty() && v.len() <= MAX_FORWARDED_LEN)
+                    .filter(|v| !v.chars().any(char::is_control))
+                    .map(|v| (name.clone(), v.to_owned()))
+            })
+            .collect();
+        self.request_upstream(&forwarded).await
+    }
+
+    async fn request_upstream(
+        &self,
+        forwarded: &[(String, String)],
+    ) -> Result<AuthorizationRequest, ProviderError> {
         if !self.enabled {
             return Err(ProviderError::Disabled(self.id.clone()));
         }
         let state = random_token()?;
         let pkce_verifier = random_token()?;
         match &self.upstream {
-            Upstream::Oidc(o) => oidc::flow::authorization_request(self, o, state, pkce_verifier)
-                .await
-                .map_err(|e| self.noted(e)),
+            Upstream::Oidc(o) => {
+                oidc::flow::authorization_request(self, o, state, pkce_verifier, forwarded)
+                    .await
+                    .map_err(|e| self.noted(e))
+            }
             Upstream::OAuth2(spec) => Ok(plain_oauth2::authorization_request(
                 self,
                 spec,
                 state,
                 pkce_verifier,
+                forwarded,
             )),
         }
     }
@@ -306,6 +354,9 @@ impl Provider {
             ClientCredential::AppleKey(key) => {
                 key.client_secret(&self.client_id, audience, unix_now())
             }
+            ClientCredential::None => Err(ProviderError::Config(
+                "a public client has no secret".into(),
+            )),
         }
     }
 }
@@ -319,7 +370,11 @@ fn default_display_name(preset: Preset, id: &ProviderId) -> String {
         Preset::Gitlab => "GitLab",
         Preset::Discord => "Discord",
         Preset::Facebook => "Facebook",
-        Preset::Oidc => return id.to_string(),
+        Preset::Oidc | Preset::Oauth2 => return id.to_string(),
+        Preset::Catalogued(_) => match preset.entry() {
+            Some(entry) => entry.display_name.as_str(),
+            None => return id.to_string(),
+        },
     }
     .to_owned()
 }

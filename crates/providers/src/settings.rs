@@ -1,7 +1,10 @@
 use crate::Preset;
+use crate::authorization_code::AUTHORIZATION_PARAMS;
+use crate::profile_mapping::MappingSettings;
 use crate::self_hosted::{base_url_problems, check_base_url};
 use braid_core::{ProviderId, Secret};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// One entry of `[federated_login.providers.<id>]`.
@@ -58,6 +61,42 @@ pub struct ProviderSettings {
     /// Apple: the `.p8` private key file (PKCS#8 PEM) of that key.
     #[serde(default)]
     pub private_key_file: Option<PathBuf>,
+    /// `oauth2`: the authorization endpoint.
+    #[serde(default)]
+    pub authorization_url: Option<String>,
+    /// `oauth2`: the token endpoint.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// `oauth2`: the JSON profile endpoints, called in order with the access token.
+    #[serde(default)]
+    pub userinfo_url: Vec<String>,
+    /// `oauth2`: what joins the scopes in the authorization request (default a space).
+    #[serde(default)]
+    pub scope_separator: Option<String>,
+    /// `oauth2`: how Braid authenticates at the token endpoint.
+    #[serde(default)]
+    pub token_endpoint_auth_method: Option<TokenAuthMethod>,
+    /// `oauth2`: send PKCE (default true; turn off only for a provider that refuses it).
+    #[serde(default)]
+    pub pkce: Option<bool>,
+    /// `oauth2`: where the profile JSON has the subject, addresses and display fields.
+    #[serde(default)]
+    pub mapping: Option<MappingSettings>,
+    /// Fixed extra parameters of the authorization request (`access_type = "offline"`).
+    #[serde(default)]
+    pub authorization_params: BTreeMap<String, String>,
+    /// Parameters a sign-in start (`/auth/connect/<id>?login_hint=…`) may pass upstream.
+    /// Nothing else from the browser ever is (A21).
+    #[serde(default)]
+    pub forward_params: Vec<String>,
+    /// `form_post` when the provider must post its answer back (Apple always does).
+    #[serde(default)]
+    pub response_mode: Option<ResponseMode>,
+    /// Set from a catalogue entry: its scopes, replacing the preset's defaults. Not read from
+    /// configuration.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub base_scopes: Option<Vec<String>>,
     /// Test seam: the base URL a preset's fixed endpoints are served from (a local mock),
     /// instead of the real service. Not configurable from files or the environment.
     #[doc(hidden)]
@@ -68,6 +107,36 @@ pub struct ProviderSettings {
 fn yes() -> bool {
     true
 }
+
+/// RFC 7591 names of the token endpoint authentication methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    /// HTTP Basic with the client id and secret (the default).
+    ClientSecretBasic,
+    /// Client id and secret in the form body.
+    ClientSecretPost,
+    /// A public client: no secret, PKCE only.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    FormPost,
+}
+
+/// Settings only the generic `oauth2` preset reads.
+const OAUTH2_ONLY: [&str; 7] = [
+    "authorization_url",
+    "token_url",
+    "userinfo_url",
+    "scope_separator",
+    "token_endpoint_auth_method",
+    "pkce",
+    "mapping",
+];
 
 const ID_TOKEN_ALGS: [&str; 7] = [
     "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA",
@@ -95,6 +164,17 @@ impl ProviderSettings {
             team_id: None,
             key_id: None,
             private_key_file: None,
+            authorization_url: None,
+            token_url: None,
+            userinfo_url: Vec::new(),
+            scope_separator: None,
+            token_endpoint_auth_method: None,
+            pkce: None,
+            mapping: None,
+            authorization_params: BTreeMap::new(),
+            forward_params: Vec::new(),
+            response_mode: None,
+            base_scopes: None,
             upstream_base_url: None,
         }
     }
@@ -110,13 +190,37 @@ impl ProviderSettings {
             .unwrap_or_else(|| self.preset.trusts_email_by_default())
     }
 
+    /// A public client (`token_endpoint_auth_method = "none"`) has no secret.
+    pub fn is_public_client(&self) -> bool {
+        self.token_endpoint_auth_method == Some(TokenAuthMethod::None)
+    }
+
     pub fn trust_phone(&self) -> bool {
         self.trust_phone.unwrap_or(false)
+    }
+
+    /// A catalogue preset as the generic preset it stands for, the operator's settings over
+    /// the entry's; any other preset as it is.
+    pub fn resolved(&self) -> std::borrow::Cow<'_, Self> {
+        match self.preset.entry() {
+            Some(entry) => std::borrow::Cow::Owned(entry.under(self)),
+            None => std::borrow::Cow::Borrowed(self),
+        }
     }
 
     /// Problems an operator can fix, one line each, prefixed with the setting's path.
     pub fn problems(&self, id: &str) -> Vec<String> {
         let at = format!("federated_login.providers.{id}");
+        if let Some(entry) = self.preset.entry() {
+            if self.issuer.is_none() && self.preset.needs_issuer() {
+                let hint = entry.issuer_hint.as_deref().unwrap_or("https://…");
+                return vec![format!(
+                    "{at}.issuer: required for preset {} (like {hint})",
+                    entry.name
+                )];
+            }
+            return entry.under(self).problems(id);
+        }
         let mut out = Vec::new();
         if let Err(e) = ProviderId::parse(id) {
             out.push(format!("{at}: {e}"));
@@ -131,6 +235,12 @@ impl ProviderSettings {
             out.push(format!(
                 "{at}: set client_secret or client_secret_file, not both"
             ));
+        } else if self.is_public_client() {
+            if has_secret || self.client_secret_file.is_some() {
+                out.push(format!(
+                    "{at}.token_endpoint_auth_method: \"none\" sends no secret; remove client_secret"
+                ));
+            }
         } else if !has_secret && self.client_secret_file.is_none() {
             out.push(format!(
                 "{at}.client_secret: missing secret (or set client_secret_file)"
@@ -166,6 +276,89 @@ impl ProviderSettings {
                 ID_TOKEN_ALGS.join(", ")
             ));
         }
+        out.extend(self.oauth2_problems(&at));
+        out.extend(self.authorization_param_problems(&at));
+        out
+    }
+
+    /// The generic preset needs its endpoints and a mapping; other presets have their own.
+    fn oauth2_problems(&self, at: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.preset != Preset::Oauth2 {
+            let set = [
+                self.authorization_url.is_some(),
+                self.token_url.is_some(),
+                !self.userinfo_url.is_empty(),
+                self.scope_separator.is_some(),
+                self.token_endpoint_auth_method.is_some(),
+                self.pkce.is_some(),
+                self.mapping.is_some(),
+            ];
+            for (key, _) in OAUTH2_ONLY.iter().zip(set).filter(|(_, set)| *set) {
+                out.push(format!("{at}.{key}: only the oauth2 preset reads this"));
+            }
+            return out;
+        }
+        for (key, value) in [
+            ("authorization_url", &self.authorization_url),
+            ("token_url", &self.token_url),
+        ] {
+            match value {
+                None => out.push(format!("{at}.{key}: required for preset oauth2")),
+                Some(url) => {
+                    if let Err(e) = check_endpoint(url) {
+                        out.push(format!("{at}.{key}: {e}"));
+                    }
+                }
+            }
+        }
+        if self.userinfo_url.is_empty() {
+            out.push(format!(
+                "{at}.userinfo_url: required for preset oauth2 (one or more JSON profile URLs)"
+            ));
+        }
+        for (i, url) in self.userinfo_url.iter().enumerate() {
+            if let Err(e) = check_endpoint(url) {
+                out.push(format!("{at}.userinfo_url[{i}]: {e}"));
+            }
+        }
+        if let Some(sep) = &self.scope_separator
+            && (sep.is_empty() || sep.len() > 3)
+        {
+            out.push(format!(
+                "{at}.scope_separator: {sep:?} must be 1 to 3 characters"
+            ));
+        }
+        match &self.mapping {
+            None => out.push(format!(
+                "{at}.mapping: required for preset oauth2 (at least mapping.subject)"
+            )),
+            Some(m) => out.extend(m.problems(&format!("{at}.mapping"))),
+        }
+        out
+    }
+
+    /// Braid's own parameters (`state`, `redirect_uri`, …) are never set from configuration
+    /// nor forwarded, and a forwarded one never doubles a fixed one.
+    fn authorization_param_problems(&self, at: &str) -> Vec<String> {
+        let ours = |k: &str| AUTHORIZATION_PARAMS.contains(&k) || k.is_empty();
+        let mut out: Vec<String> = self
+            .authorization_params
+            .keys()
+            .filter(|k| ours(k))
+            .map(|k| format!("{at}.authorization_params.{k}: Braid sets this parameter itself"))
+            .collect();
+        for (i, name) in self.forward_params.iter().enumerate() {
+            if ours(name) {
+                out.push(format!(
+                    "{at}.forward_params[{i}]: {name:?} is Braid's own parameter, never forwarded"
+                ));
+            } else if self.authorization_params.contains_key(name) {
+                out.push(format!(
+                    "{at}.forward_params[{i}]: {name:?} is already fixed in authorization_params"
+                ));
+            }
+        }
         out
     }
 
@@ -200,6 +393,18 @@ impl ProviderSettings {
         }
         out
     }
+}
+
+/// Endpoints follow the issuer rules and may carry a query (`?fields=id,name`).
+fn check_endpoint(url: &str) -> Result<url::Url, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("bad URL {url:?}: {e}"))?;
+    let mut bare = parsed.clone();
+    bare.set_query(None);
+    if parsed.fragment().is_some() {
+        return Err(format!("{url:?} must not have a fragment"));
+    }
+    check_issuer(bare.as_str())?;
+    Ok(parsed)
 }
 
 /// Issuers are HTTPS URLs; plain HTTP only on loopback, for development and tests.
@@ -316,6 +521,56 @@ mod tests {
         assert_eq!(p.base_url.as_deref(), Some("https://github.example.com"));
         assert_eq!(p.upstream_base_url, None);
         assert_eq!(p.problems("ghe"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a21_braids_own_parameters_are_never_fixed_nor_forwarded() {
+        let mut p = oidc();
+        p.authorization_params = BTreeMap::from([
+            ("access_type".to_owned(), "offline".to_owned()),
+            ("state".to_owned(), "x".to_owned()),
+        ]);
+        p.forward_params = vec![
+            "login_hint".into(),
+            "redirect_uri".into(),
+            "access_type".into(),
+        ];
+        assert_eq!(
+            p.problems("corp"),
+            [
+                "federated_login.providers.corp.authorization_params.state: Braid sets this parameter itself",
+                "federated_login.providers.corp.forward_params[1]: \"redirect_uri\" is Braid's own parameter, never forwarded",
+                "federated_login.providers.corp.forward_params[2]: \"access_type\" is already fixed in authorization_params",
+            ]
+        );
+    }
+
+    #[test]
+    fn oauth2_settings_belong_to_the_oauth2_preset_and_it_needs_them() {
+        let mut p = oidc();
+        p.token_url = Some("https://idp.example/token".into());
+        assert_eq!(
+            p.problems("corp"),
+            ["federated_login.providers.corp.token_url: only the oauth2 preset reads this"]
+        );
+        let mut g = ProviderSettings::new(Preset::Oauth2, "c");
+        g.client_secret = Some(Secret::new("s"));
+        g.authorization_url = Some("http://acme.example/authorize".into());
+        let problems = g.problems("acme");
+        for key in ["authorization_url", "token_url", "userinfo_url", "mapping"] {
+            assert!(
+                problems
+                    .iter()
+                    .any(|l| l.starts_with(&format!("federated_login.providers.acme.{key}: "))),
+                "{key}: {problems:#?}"
+            );
+        }
+        g.token_endpoint_auth_method = Some(TokenAuthMethod::None);
+        assert!(
+            g.problems("acme")
+                .iter()
+                .any(|l| l.contains("sends no secret"))
+        );
     }
 
     #[test]

@@ -65,12 +65,7 @@ async fn mount_json(server: &MockServer, api_path: &str, body: Value) {
 }
 
 async fn login(p: &Arc<Provider>) -> Result<FederatedIdentity, ProviderError> {
-    let request = p.authorization_request().await.unwrap();
-    let callback = CallbackParams {
-        code: "the-code".into(),
-        iss: None,
-    };
-    p.complete(callback, &request.expected_flow()).await
+    support::login_with_the_code(p).await
 }
 
 fn emails(identity: &FederatedIdentity) -> Vec<(String, bool)> {

@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         action: AdminKeysAction,
     },
+    /// The provider presets Braid knows.
+    Providers {
+        #[command(subcommand)]
+        action: ProvidersAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -74,6 +79,13 @@ enum AdminKeysAction {
         #[arg(long)]
         name: String,
     },
+}
+
+#[derive(Subcommand)]
+enum ProvidersAction {
+    /// List every preset (`preset = "<name>"`): the built-in ones and the catalogue's, with
+    /// their protocol, whether their addresses count as verified by default, and where they are.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -110,6 +122,12 @@ fn main() -> ExitCode {
     {
         return create_admin_key(name);
     }
+    if let Command::Providers {
+        action: ProvidersAction::List,
+    } = cli.command
+    {
+        return list_providers();
+    }
     // serve and check-config check everything serve builds at start; the other commands
     // (healthcheck runs every few seconds) check the settings only.
     let checks = match cli.command {
@@ -144,6 +162,8 @@ fn main() -> ExitCode {
             action: UsersAction::Import { file, skip_invalid },
         } => import_users(settings, &file, skip_invalid),
         Command::AdminKeys { .. } => ExitCode::SUCCESS,
+        // Answered above, before the configuration is read.
+        Command::Providers { .. } => ExitCode::SUCCESS,
         Command::Serve { dev: false } => serve(loaded),
         Command::Serve { dev: true } => {
             let mut loaded = loaded;
@@ -156,6 +176,13 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `braid providers list`: needs no configuration.
+#[allow(clippy::print_stdout)]
+fn list_providers() -> ExitCode {
+    print!("{}", braid_providers::catalogue::listing());
+    ExitCode::SUCCESS
 }
 
 #[allow(clippy::print_stdout)]

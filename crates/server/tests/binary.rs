@@ -495,7 +495,8 @@ acces_token_ttl = 300
 
 const FIVE_EXPECTED: [&str; 5] = [
     r#"tokens.acces_token_ttl: unknown key; did you mean "tokens.access_token_ttl"?"#,
-    r#"federated_login.providers.google.preset: "gogle": expected one of google, microsoft, apple, github, gitlab, discord, facebook, oidc; did you mean "google"?"#,
+    // … then the catalogue's names, and `; did you mean "google"?`.
+    r#"federated_login.providers.google.preset: "gogle": expected one of google, microsoft, apple, github, gitlab, discord, facebook, oidc, oauth2, amazon, "#,
     r#"clients.app.redirect_uris: "https://*.app.example/cb": no wildcards"#,
     r#"log.level: "warning": expected one of off, error, warn, info, debug, trace, or target=level directives; did you mean "warn"?"#,
     "federated_login.providers.apple.private_key_file: cannot read missing-apple-key.p8",

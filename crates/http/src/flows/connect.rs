@@ -208,7 +208,10 @@ pub async fn start(
     if !provider.enabled() {
         return Err(failed(ConnectError::ProviderDisabled, &target));
     }
-    let upstream = match provider.authorization_request().await {
+    let upstream = match provider
+        .authorization_request_forwarding(|name| params.get(name))
+        .await
+    {
         Ok(upstream) => upstream,
         Err(e) => return Err(failed(e.into(), &target)),
     };

@@ -4,7 +4,7 @@
 
 use crate::ProviderError;
 use crate::authorization_code::{
-    AuthorizationParams, CodeExchange, authorization_url, exchange_code,
+    AuthorizationParams, CodeExchange, authorization_url, exchange_code, with_forwarded,
 };
 use crate::claim_mapping::{MappedClaims, oidc_claims};
 use crate::error::IdTokenError;
@@ -24,17 +24,21 @@ pub(crate) async fn authorization_request(
     o: &OidcUpstream,
     state: String,
     pkce_verifier: String,
+    forwarded: &[(String, String)],
 ) -> Result<AuthorizationRequest, ProviderError> {
     let discovered = o.cache.current(&p.http).await?;
     let nonce = random_token()?;
+    let extra = with_forwarded(&o.spec.extra_params, forwarded);
     let url = authorization_url(
         &discovered.authorization_endpoint,
         &AuthorizationParams {
             client_id: &p.client_id,
             redirect_uri: &p.redirect_uri,
             scopes: &o.spec.scopes,
+            scope_separator: " ",
             state: &state,
-            pkce_verifier: &pkce_verifier,
+            pkce_verifier: Some(&pkce_verifier),
+            extra: &extra,
             nonce: Some(&nonce),
             form_post: o.spec.form_post,
         },
@@ -80,7 +84,7 @@ pub(crate) async fn complete(
             secret_in_body: discovered.secret_in_body,
             redirect_uri: &p.redirect_uri,
             code: &callback.code,
-            pkce_verifier: &expected.pkce_verifier,
+            pkce_verifier: Some(&expected.pkce_verifier),
         },
     )
     .await?;

@@ -3,7 +3,9 @@
 
 use braid_core::FederatedIdentity;
 use braid_providers::testing::{FakeIdp, LoginScript};
-use braid_providers::{Provider, ProviderError, ProviderRegistry, ProviderSettings};
+use braid_providers::{
+    CallbackParams, Provider, ProviderError, ProviderRegistry, ProviderSettings,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -40,6 +42,20 @@ pub async fn login_with(
 ) -> Result<FederatedIdentity, ProviderError> {
     idp.script_next_login(script);
     login(idp, p).await
+}
+
+/// A plain OAuth 2.0 login against wiremock doubles: the provider's own request, then a
+/// callback with the code `the-code` (the token endpoint double expects it).
+pub async fn login_with_the_code(p: &Provider) -> Result<FederatedIdentity, ProviderError> {
+    let request = p
+        .authorization_request()
+        .await
+        .expect("authorization request");
+    let callback = CallbackParams {
+        code: "the-code".into(),
+        iss: None,
+    };
+    p.complete(callback, &request.expected_flow()).await
 }
 
 pub fn unix_now() -> i64 {
