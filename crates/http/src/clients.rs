@@ -9,6 +9,9 @@ use base64::Engine as _;
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 
+/// The client id of Braid's own admin console (see [`Clients::with_console`]).
+pub const CONSOLE_CLIENT_ID: &str = "braid-admin-console";
+
 #[derive(Debug, Clone)]
 pub struct Client {
     pub id: String,
@@ -71,6 +74,23 @@ impl Clients {
             })
             .collect();
         Self { by_id }
+    }
+
+    /// Adds Braid's own admin console as a public PKCE client whose only redirect URI is
+    /// `{public_url}/admin/callback`: administrators sign in to it through the normal
+    /// federated sign-in. Its id is reserved (the settings refuse an operator's client of that name).
+    pub fn with_console(mut self, public_url: &str) -> Self {
+        let redirect = format!("{}/admin/callback", public_url.trim_end_matches('/'));
+        self.by_id.insert(
+            CONSOLE_CLIENT_ID.to_owned(),
+            Client {
+                id: CONSOLE_CLIENT_ID.to_owned(),
+                redirect_uris: vec![redirect],
+                errors: ErrorDisplay::Page,
+                secret_hash: None,
+            },
+        );
+        self
     }
 
     pub fn get(&self, id: &str) -> Option<&Client> {

@@ -13,7 +13,7 @@ use crate::flows::link_verify::VerifyView;
 use crate::routes::local::LocalView;
 
 /// The templates in the binary, by file name.
-const EMBEDDED: [(&str, &str); 18] = [
+const EMBEDDED: [(&str, &str); 19] = [
     ("base.html", include_str!("../../../templates/base.html")),
     ("error.html", include_str!("../../../templates/error.html")),
     (
@@ -64,6 +64,10 @@ const EMBEDDED: [(&str, &str); 18] = [
     (
         "admin/delete.html",
         include_str!("../../../templates/admin/delete.html"),
+    ),
+    (
+        "admin/signed_in.html",
+        include_str!("../../../templates/admin/signed_in.html"),
     ),
     (
         "dev/idp_authorize.html",

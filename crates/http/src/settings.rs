@@ -434,6 +434,11 @@ impl Settings {
         let mut out = Vec::new();
         for (id, c) in &self.clients {
             let at = format!("clients.{id}");
+            if id == crate::clients::CONSOLE_CLIENT_ID {
+                out.push(format!(
+                    "{at}: this client id is reserved for Braid's admin console"
+                ));
+            }
             if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
                 out.push(format!(
                     "{at}: client id must be 1-128 printable ASCII characters"

@@ -285,7 +285,8 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
     let providers = observed_provider_registry(&settings, Some(metrics.upstream_observer()))?;
     metrics.prepare(&providers);
     tracing::debug!(ms = started.elapsed().as_millis(), "providers ready");
-    let clients = Clients::from_settings(&settings.clients);
+    let clients =
+        Clients::from_settings(&settings.clients).with_console(&settings.server.public_url());
     let linking = &settings.account_linking;
     let link_policy = LinkPolicy {
         resolution: linking.resolution,
@@ -296,6 +297,7 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
     let flow_sealer = Sealer::new(&session_key, login_flow::PURPOSE)?;
     let link_sealer = Sealer::new(&session_key, link_state::PURPOSE)?;
     let admin_sealer = Sealer::new(&session_key, crate::admin::console_session::PURPOSE)?;
+    let console_sign_in_sealer = Sealer::new(&session_key, crate::flows::console_sign_in::PURPOSE)?;
     let sessions = crate::sessions::Sessions::from_settings(&settings, &db, &session_key).await?;
     if let Some(s) = &sessions {
         tracing::info!(store = s.store_kind(), "server-side sessions on");
@@ -311,6 +313,7 @@ async fn prepare_state(settings: Arc<Settings>) -> Result<AppState, StartupError
         flow_sealer,
         link_sealer,
         admin_sealer,
+        console_sign_in_sealer,
         csrf: CsrfKey::new(&session_key),
         code_key: Arc::new(CodeKey::new(&session_key)),
         link_paths: LinkPaths {

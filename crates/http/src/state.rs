@@ -27,6 +27,8 @@ pub struct AppState {
     pub link_sealer: Sealer,
     /// Seals and opens admin console cookies.
     pub admin_sealer: Sealer,
+    /// Seals and opens the console's pending user sign-in (its `state` and PKCE verifier).
+    pub console_sign_in_sealer: Sealer,
     /// CSRF tokens of the manual link forms and the admin console.
     pub csrf: CsrfKey,
     /// Keys the stored hashes of one-time codes.

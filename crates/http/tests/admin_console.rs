@@ -182,3 +182,158 @@ async fn disable_and_delete_from_the_console_take_a_csrf_token_and_a_confirmatio
     let gone = get(&env, &format!("/admin/users/{user}")).await;
     assert_eq!(gone.status, 404);
 }
+
+/// The user of a first login as `sub` (through the test app), marked administrator or not.
+async fn user_signed_up(env: &Env, sub: &str, is_admin: bool) -> String {
+    let tokens = env
+        .tokens_for(sub, &format!("{sub}@example.com"), true)
+        .await;
+    let user = env.user_of(&tokens).await;
+    env.app.db.execute(&format!(
+        "UPDATE users SET is_admin = {} WHERE id = '{user}'",
+        if is_admin { "TRUE" } else { "FALSE" }
+    ));
+    user
+}
+
+/// Runs the console's "Sign in with idp" as the fake provider's current account up to the
+/// browser's arrival at `/admin/callback`: that URL.
+async fn console_callback_url(env: &Env) -> url::Url {
+    let page = get(env, "/admin").await;
+    assert!(page.body.contains("Sign in with"), "{}", page.body);
+    let started = post(
+        env,
+        "/admin/sign-in",
+        &[("csrf", &csrf(&page.body)), ("provider", "idp")],
+    )
+    .await;
+    assert_eq!(started.status, 303, "{}", started.body);
+    let connect = started.location.unwrap();
+    assert_eq!(connect.path(), "/auth/connect/idp");
+    assert_eq!(
+        query_param(&connect, "client_id").as_deref(),
+        Some("braid-admin-console")
+    );
+    assert_eq!(
+        query_param(&connect, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    let upstream = get(env, &connect[url::Position::BeforePath..]).await;
+    assert_eq!(upstream.status, 303, "{}", upstream.body);
+    let back = env.idp.authorize(&upstream.location.unwrap()).await;
+    let landed = env.follow(&back.location).await;
+    assert_eq!(landed.status, 303, "{}", landed.body);
+    let callback = landed.location.unwrap();
+    assert_eq!(callback.path(), "/admin/callback");
+    callback
+}
+
+async fn console_sign_in_as(env: &Env, sub: &str) -> Landing {
+    env.idp
+        .set_account(account(sub, &format!("{sub}@example.com"), true));
+    let callback = console_callback_url(env).await;
+    get(env, &callback[url::Position::BeforePath..]).await
+}
+
+#[tokio::test]
+async fn an_administrator_signs_in_to_the_console_through_the_provider() {
+    let (env, _) = console_env().await;
+    let user = user_signed_up(&env, "ada", true).await;
+    let done = console_sign_in_as(&env, "ada").await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains(&user));
+    let users = get(&env, "/admin/users").await;
+    assert_eq!(users.status, 200, "{}", users.body);
+    assert!(users.body.contains("Signed in as the administrator"));
+    let signed_in = env
+        .app
+        .db
+        .texts("SELECT detail AS t FROM audit_events WHERE kind = 'admin.console_sign_in'");
+    assert_eq!(signed_in.len(), 1);
+    assert!(signed_in[0].contains(&format!(r#""admin_user":"{user}""#)));
+
+    // The mark taken away (`braid users make-admin --revoke`): the session ends at once.
+    env.app.db.execute(&format!(
+        "UPDATE users SET is_admin = FALSE WHERE id = '{user}'"
+    ));
+    assert_eq!(get(&env, "/admin/users").await.status, 303);
+}
+
+#[tokio::test]
+async fn a_user_who_is_not_an_administrator_is_refused_and_gets_no_session() {
+    let (env, _) = console_env().await;
+    user_signed_up(&env, "bea", false).await;
+    let refused = console_sign_in_as(&env, "bea").await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.body.contains("not an administrator"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(get(&env, "/admin/users").await.status, 303);
+}
+
+#[tokio::test]
+async fn a_disabled_administrator_is_refused() {
+    let (env, _) = console_env().await;
+    let user = user_signed_up(&env, "cid", true).await;
+    let callback = {
+        env.idp.set_account(account("cid", "cid@example.com", true));
+        console_callback_url(&env).await
+    };
+    // Disabled between the sign-in and the callback: the code is dead.
+    env.app.db.execute(&format!(
+        "UPDATE users SET disabled = TRUE WHERE id = '{user}'"
+    ));
+    let refused = get(&env, &callback[url::Position::BeforePath..]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(get(&env, "/admin/users").await.status, 303);
+}
+
+#[tokio::test]
+async fn a_console_callback_with_a_wrong_or_missing_state_is_refused() {
+    let (env, _) = console_env().await;
+    user_signed_up(&env, "dan", true).await;
+    env.idp.set_account(account("dan", "dan@example.com", true));
+    let callback = console_callback_url(&env).await;
+    let code = query_param(&callback, "code").unwrap();
+    let wrong = get(
+        &env,
+        &format!("/admin/callback?code={}&state=forged", enc(&code)),
+    )
+    .await;
+    assert_eq!(wrong.status, 403);
+    assert!(wrong.body.contains("could not be matched"));
+    let missing = get(&env, &format!("/admin/callback?code={}", enc(&code))).await;
+    assert_eq!(missing.status, 403);
+    assert_eq!(get(&env, "/admin/users").await.status, 303);
+    // A refusal clears the pending sign-in: even the right state is refused now.
+    let replay = get(&env, &callback[url::Position::BeforePath..]).await;
+    assert_eq!(replay.status, 403);
+}
+
+#[tokio::test]
+async fn an_action_by_an_administrator_user_is_audited_naming_the_user() {
+    let (env, _) = console_env().await;
+    let admin = user_signed_up(&env, "eve", true).await;
+    let target = user_signed_up(&env, "fay", false).await;
+    assert_eq!(console_sign_in_as(&env, "eve").await.status, 200);
+    let token = csrf(&get(&env, "/admin/users").await.body);
+    let disabled = post(
+        &env,
+        &format!("/admin/users/{target}/disable"),
+        &[("csrf", &token)],
+    )
+    .await;
+    assert_eq!(disabled.status, 303, "{}", disabled.body);
+    let detail = env.app.db.texts(&format!(
+        "SELECT detail AS t FROM audit_events WHERE kind = 'admin.user_disabled' AND user_id = '{target}'"
+    ));
+    assert_eq!(detail.len(), 1);
+    assert!(
+        detail[0].contains(&format!(r#""admin_user":"{admin}""#)),
+        "{}",
+        detail[0]
+    );
+    assert!(!detail[0].contains("admin_key"));
+}

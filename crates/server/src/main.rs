@@ -5,9 +5,10 @@ mod import;
 mod startup_lines;
 mod telemetry;
 
-use braid_core::Timestamp;
+use braid_core::{Timestamp, UserId};
 use braid_http::{Application, Settings};
-use braid_storage::repo::keys;
+use braid_storage::repo::audit::AuditEvent;
+use braid_storage::repo::{keys, users};
 use braid_storage::{Database, StorageError};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -102,6 +103,16 @@ enum UsersAction {
         #[arg(long)]
         skip_invalid: bool,
     },
+    /// Mark a user an administrator: they may then sign in to the admin console through any
+    /// provider linked to their account (audited). Not offered by the admin API: a leaked
+    /// admin key must not be able to mint administrators, so this needs the server's shell.
+    MakeAdmin {
+        /// The user's Braid id.
+        user_id: String,
+        /// Take the administrator mark away instead; open console sessions end at once.
+        #[arg(long)]
+        revoke: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,6 +172,9 @@ fn main() -> ExitCode {
         Command::Users {
             action: UsersAction::Import { file, skip_invalid },
         } => import_users(settings, &file, skip_invalid),
+        Command::Users {
+            action: UsersAction::MakeAdmin { user_id, revoke },
+        } => run_blocking(|| make_admin(settings, &user_id, !revoke)),
         Command::AdminKeys { .. } => ExitCode::SUCCESS,
         // Answered above, before the configuration is read.
         Command::Providers { .. } => ExitCode::SUCCESS,
@@ -404,6 +418,37 @@ fn import_users(settings: &Settings, file: &std::path::Path, skip_invalid: bool)
             ExitCode::FAILURE
         }
     }
+}
+
+#[allow(clippy::print_stdout)]
+fn make_admin(settings: &Settings, user_id: &str, is_admin: bool) -> Result<(), String> {
+    let id = UserId::parse(user_id).map_err(|_| format!("{user_id:?} is not a user id"))?;
+    let kind = if is_admin {
+        "admin.user_made_admin"
+    } else {
+        "admin.user_admin_revoked"
+    };
+    let found = with_database(settings, |db| {
+        let mut conn = db.conn().map_err(|e| e.to_string())?;
+        let event = AuditEvent {
+            kind: kind.into(),
+            result: Some("success".into()),
+            user_id: Some(id.to_string()),
+            detail: Some(serde_json::json!({ "via": "cli" }).to_string()),
+            ..AuditEvent::default()
+        };
+        users::set_admin(&mut conn, &id, is_admin, &event, Timestamp::now())
+            .map_err(|e| e.to_string())
+    })?;
+    if !found {
+        return Err(format!("there is no user {id}"));
+    }
+    if is_admin {
+        println!("{id} is an administrator");
+    } else {
+        println!("{id} is no longer an administrator");
+    }
+    Ok(())
 }
 
 /// A plain HTTP/1.0 GET on loopback: the runtime image has no curl, and this needs no TLS.

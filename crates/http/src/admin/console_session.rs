@@ -5,11 +5,14 @@
 //!
 //! A session whose key was removed from `[admin] keys` ends at its next request.
 
+use crate::flows::admin_users::Admin;
 use crate::state::AppState;
 use crate::tokens::opaque::{self, RandomError};
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite, time};
-use braid_core::Timestamp;
+use braid_core::{Timestamp, UserId};
+use braid_storage::StorageError;
+use braid_storage::repo::users;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -31,8 +34,11 @@ pub struct ConsoleSession {
     pub id: String,
     /// Unix milliseconds.
     pub exp: i64,
-    /// The admin key's name once signed in.
+    /// The admin key's name once signed in with a key.
     pub admin: Option<String>,
+    /// The user's id once signed in as a Braid user marked administrator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_user: Option<String>,
 }
 
 impl ConsoleSession {
@@ -41,7 +47,37 @@ impl ConsoleSession {
             id: opaque::random_token()?,
             exp: Timestamp::now().plus(ttl).as_millis(),
             admin,
+            admin_user: None,
         })
+    }
+
+    /// A session signed in as the administrator `user`.
+    pub fn for_user(ttl: Duration, user: &UserId) -> Result<Self, RandomError> {
+        Ok(Self {
+            admin_user: Some(user.to_string()),
+            ..Self::new(ttl, None)?
+        })
+    }
+
+    /// Who is signed in: a key that is still configured, or a user who still exists, is not
+    /// disabled and is still an administrator (read at every request, so a revocation or a
+    /// disable ends the session at once).
+    pub async fn who(&self, state: &AppState) -> Result<Option<Admin>, StorageError> {
+        if let Some(name) = self.admin(state) {
+            return Ok(Some(Admin::Key(name.to_owned())));
+        }
+        let Some(id) = self
+            .admin_user
+            .as_deref()
+            .and_then(|u| UserId::parse(u).ok())
+        else {
+            return Ok(None);
+        };
+        let lookup = id.clone();
+        let user = state.db.run(move |c| users::find(c, &lookup)).await?;
+        Ok(user
+            .filter(|u| u.is_admin && !u.disabled)
+            .map(|_| Admin::User(id)))
     }
 
     /// The browser's session, if it is one this deployment sealed and it has not expired.

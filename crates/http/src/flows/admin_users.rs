@@ -66,14 +66,32 @@ impl AdminError {
     }
 }
 
-/// Who did it, for the audit trail: an admin key's name and where it was used.
+/// Who did it, for the audit trail: the administrator and where they acted.
 #[derive(Debug, Clone)]
 pub struct Actor {
-    pub key_name: String,
+    pub admin: Admin,
     /// `api` or `console`.
     pub via: &'static str,
     /// The address and user agent the change came from.
     pub client: crate::client_addr::Client,
+}
+
+/// An administrator: the holder of an admin key, or a Braid user marked administrator who
+/// signed in to the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admin {
+    Key(String),
+    User(UserId),
+}
+
+impl Admin {
+    /// The audit detail's field naming the administrator.
+    pub fn audit_field(&self) -> (&'static str, String) {
+        match self {
+            Admin::Key(name) => ("admin_key", name.clone()),
+            Admin::User(id) => ("admin_user", id.to_string()),
+        }
+    }
 }
 
 /// The search of `GET /admin/api/users` and the console's user list. At most one of `q`,
@@ -554,12 +572,15 @@ fn event(
     revoked: usize,
 ) -> AuditEvent {
     let mut detail = serde_json::json!({
-        "admin_key": actor.key_name,
         "via": actor.via,
         "refresh_tokens_revoked": revoked,
     });
-    if let (Some((k, v)), Some(map)) = (extra, detail.as_object_mut()) {
-        map.insert(k.to_owned(), v);
+    if let Some(map) = detail.as_object_mut() {
+        let (field, who) = actor.admin.audit_field();
+        map.insert(field.to_owned(), who.into());
+        if let Some((k, v)) = extra {
+            map.insert(k.to_owned(), v);
+        }
     }
     actor.client.stamp(AuditEvent {
         kind: kind.to_owned(),

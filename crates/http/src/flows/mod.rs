@@ -4,6 +4,7 @@
 pub mod admin_users;
 pub mod callback;
 pub mod connect;
+pub mod console_sign_in;
 pub mod exchange;
 pub mod grant;
 pub mod identities;

@@ -4,7 +4,7 @@
 
 use crate::admin::keys;
 use crate::flows::admin_users::{
-    self, Actor, AdminError, LinkRequest, SearchParams, UserDetail, UserPage,
+    self, Actor, Admin, AdminError, LinkRequest, SearchParams, UserDetail, UserPage,
 };
 use crate::problem::Problem;
 use crate::state::AppState;
@@ -159,7 +159,7 @@ fn caller(req: &HttpRequest) -> Result<AdminCaller, AdminAuthError> {
         .ok_or(AdminAuthError::Missing)?;
     match keys::holder(configured, presented) {
         Some(name) => Ok(AdminCaller(Actor {
-            key_name: name.to_owned(),
+            admin: Admin::Key(name.to_owned()),
             via: "api",
             client: state.client_addrs.client(req),
         })),

@@ -1,13 +1,16 @@
 //! The admin console: server-rendered pages under `/admin` over the admin API's operations
-//! ([`crate::flows::admin_users`]). Sign-in with an admin key; every form carries the
-//! session's CSRF token; no JavaScript.
+//! ([`crate::flows::admin_users`]). Sign-in with an admin key, or as a Braid user marked
+//! administrator through the normal federated sign-in ([`crate::flows::console_sign_in`]);
+//! every form carries the session's CSRF token; no JavaScript.
 
 use crate::admin::console_session::ConsoleSession;
 use crate::admin::keys;
-use crate::flows::admin_users::{self, Actor, AdminError, SearchParams};
+use crate::flows::admin_users::{self, Actor, Admin, AdminError, SearchParams};
+use crate::flows::console_sign_in::{self, ConsoleSignInError};
 use crate::params::Params;
 use crate::routes::is_form;
 use crate::state::AppState;
+use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use braid_core::Timestamp;
@@ -19,6 +22,8 @@ use tera::Context;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(sign_in_page))
         .route("/admin/login", web::post().to(sign_in))
+        .route("/admin/sign-in", web::post().to(start_user_sign_in))
+        .route("/admin/callback", web::get().to(user_callback))
         .route("/admin/logout", web::post().to(sign_out))
         .route("/admin/users", web::get().to(users_page))
         .route("/admin/users/{user_id}", web::get().to(user_page))
@@ -58,7 +63,7 @@ async fn sign_in_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         return disabled(&req, &state);
     }
     match ConsoleSession::of(&req, &state) {
-        Some(s) if s.admin(&state).is_some() => see_other("/admin/users"),
+        Some(s) if matches!(s.who(&state).await, Ok(Some(_))) => see_other("/admin/users"),
         Some(s) => login_form(&state, &s, StatusCode::OK, None, None),
         None => fresh_login_form(&req, &state, None),
     }
@@ -94,7 +99,148 @@ fn login_form(
     ctx.insert("csrf", &session.csrf(state));
     ctx.insert("problem", &problem);
     ctx.insert("notice", &notice);
+    let mut providers: Vec<(&str, &str)> = state
+        .providers
+        .iter()
+        .filter(|p| p.enabled())
+        .map(|p| (p.id().as_str(), p.display_name()))
+        .collect();
+    providers.sort_unstable();
+    ctx.insert("providers", &providers);
     state.pages.render_page(status, "admin/login.html", ctx)
+}
+
+/// The pending user sign-in's cookie: SameSite=Lax, because the browser comes back to
+/// `/admin/callback` from the provider's site.
+const PENDING_COOKIE: &str = "braid_admin_sign_in";
+
+fn pending_cookie(state: &AppState, value: String, max_age: i64) -> Cookie<'static> {
+    Cookie::build(PENDING_COOKIE, value)
+        .path("/admin/callback")
+        .http_only(true)
+        .secure(state.cookie_secure)
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::seconds(max_age))
+        .finish()
+}
+
+/// `POST /admin/sign-in` (`provider`, `csrf`): starts the federated sign-in for the console.
+async fn start_user_sign_in(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if !state.settings.admin.enabled() {
+        return disabled(&req, &state);
+    }
+    let Some(session) = ConsoleSession::of(&req, &state) else {
+        return fresh_login_form(
+            &req,
+            &state,
+            Some("The sign-in form expired. Please choose again."),
+        );
+    };
+    let Some(form) = form(&req, &body) else {
+        return bad_form(&req, &state);
+    };
+    if !session.csrf_ok(&state, form.get("csrf")) {
+        return forbidden(&req, &state);
+    }
+    let provider = form.get("provider").unwrap_or_default();
+    if !state.providers.get(provider).is_some_and(|p| p.enabled()) {
+        return login_form(
+            &state,
+            &session,
+            StatusCode::BAD_REQUEST,
+            Some("There is no such sign-in provider."),
+            None,
+        );
+    }
+    let Ok(started) = console_sign_in::start(&state, provider) else {
+        return unavailable(&req, &state);
+    };
+    let ttl = i64::try_from(console_sign_in::PENDING_TTL.as_secs()).unwrap_or(600);
+    let mut res = see_other(&started.location);
+    let _ = res.add_cookie(&pending_cookie(&state, started.cookie_value, ttl));
+    res
+}
+
+#[derive(Debug, Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+}
+
+/// `GET /admin/callback?code=…&state=…`: where the console's own sign-in ends.
+async fn user_callback(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if !state.settings.admin.enabled() {
+        return disabled(&req, &state);
+    }
+    let query = web::Query::<CallbackQuery>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or(CallbackQuery {
+            code: None,
+            state: None,
+        });
+    let pending = req.cookie(PENDING_COOKIE);
+    let outcome = console_sign_in::finish(
+        &state,
+        pending.as_ref().map(Cookie::value),
+        query.state.as_deref(),
+        query.code.as_deref(),
+    )
+    .await;
+    let user = match outcome {
+        Ok(user) => user,
+        Err(ConsoleSignInError::Storage(e)) => {
+            tracing::error!(error = %e, "admin console user sign-in failed");
+            return unavailable(&req, &state);
+        }
+        Err(ConsoleSignInError::Random(_)) => return unavailable(&req, &state),
+        Err(e) => {
+            tracing::warn!(reason = %e, "admin console user sign-in refused");
+            let mut res = state.pages.admin_error(
+                &req,
+                StatusCode::FORBIDDEN,
+                "Sign-in refused",
+                &format!("You cannot use the admin console: {e}."),
+                "/admin",
+            );
+            let _ = res.add_cookie(&pending_cookie(&state, String::new(), 0));
+            return res;
+        }
+    };
+    let ttl = Duration::from_secs(state.settings.admin.console_session_ttl);
+    let Ok(cookie) = ConsoleSession::for_user(ttl, &user).and_then(|s| s.cookie(&state)) else {
+        return unavailable(&req, &state);
+    };
+    let event = state.client_addrs.client(&req).stamp(AuditEvent {
+        kind: "admin.console_sign_in".into(),
+        result: Some("success".into()),
+        user_id: Some(user.to_string()),
+        detail: Some(
+            serde_json::json!({ "admin_user": user.to_string(), "via": "console" }).to_string(),
+        ),
+        ..AuditEvent::default()
+    });
+    if let Err(e) = state
+        .db
+        .run_write(move |c| audit::record(c, &event, Timestamp::now()))
+        .await
+    {
+        tracing::error!(error = %e, "admin console sign-in could not be recorded");
+        return unavailable(&req, &state);
+    }
+    // A page, not a redirect: the console cookie is SameSite=Strict, and browsers do not send
+    // it on a redirect chain that began on the provider's site.
+    let mut ctx = Context::new();
+    ctx.insert("user", &user.to_string());
+    let mut res = state
+        .pages
+        .render_page(StatusCode::OK, "admin/signed_in.html", ctx);
+    let _ = res.add_cookie(&cookie);
+    let _ = res.add_cookie(&pending_cookie(&state, String::new(), 0));
+    res
 }
 
 async fn sign_in(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
@@ -153,7 +299,7 @@ async fn sign_in(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes)
 }
 
 async fn sign_out(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let (session, _) = match signed_in(&req, &state) {
+    let (session, _) = match signed_in(&req, &state).await {
         Ok(s) => s,
         Err(res) => return *res,
     };
@@ -177,7 +323,7 @@ struct ListQuery {
 }
 
 async fn users_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let (session, actor) = match signed_in(&req, &state) {
+    let (session, actor) = match signed_in(&req, &state).await {
         Ok(s) => s,
         Err(res) => return *res,
     };
@@ -231,7 +377,7 @@ async fn show_user(
     path: web::Path<String>,
     template: &str,
 ) -> HttpResponse {
-    let (session, actor) = match signed_in(&req, &state) {
+    let (session, actor) = match signed_in(&req, &state).await {
         Ok(s) => s,
         Err(res) => return *res,
     };
@@ -266,7 +412,7 @@ async fn change(
     body: web::Bytes,
     change: Change,
 ) -> HttpResponse {
-    let (_, actor) = match checked_form(&req, &state, &body) {
+    let (_, actor) = match checked_form(&req, &state, &body).await {
         Ok(s) => s,
         Err(res) => return *res,
     };
@@ -294,7 +440,7 @@ async fn unlink(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (_, actor) = match checked_form(&req, &state, &body) {
+    let (_, actor) = match checked_form(&req, &state, &body).await {
         Ok(s) => s,
         Err(res) => return *res,
     };
@@ -313,7 +459,7 @@ async fn unlink(
 
 /// The signed-in session and its admin, or the answer for a visitor who is not signed in.
 /// Boxed: a response is large, and the signed-in path should not move one around.
-fn signed_in(
+async fn signed_in(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<(ConsoleSession, Actor), Box<HttpResponse>> {
@@ -321,14 +467,18 @@ fn signed_in(
         return Err(Box::new(disabled(req, state)));
     }
     let session = ConsoleSession::of(req, state).ok_or_else(|| Box::new(see_other("/admin")))?;
-    let name = session
-        .admin(state)
-        .ok_or_else(|| Box::new(see_other("/admin")))?
-        .to_owned();
+    let admin = match session.who(state).await {
+        Ok(Some(admin)) => admin,
+        Ok(None) => return Err(Box::new(see_other("/admin"))),
+        Err(e) => {
+            tracing::error!(error = %e, "admin console session could not be checked");
+            return Err(Box::new(unavailable(req, state)));
+        }
+    };
     Ok((
         session,
         Actor {
-            key_name: name,
+            admin,
             via: "console",
             client: state.client_addrs.client(req),
         },
@@ -336,12 +486,12 @@ fn signed_in(
 }
 
 /// A signed-in session whose form carries its CSRF token.
-fn checked_form(
+async fn checked_form(
     req: &HttpRequest,
     state: &AppState,
     body: &[u8],
 ) -> Result<(ConsoleSession, Actor), Box<HttpResponse>> {
-    let (session, actor) = signed_in(req, state)?;
+    let (session, actor) = signed_in(req, state).await?;
     let form = form(req, body).ok_or_else(|| Box::new(bad_form(req, state)))?;
     if !session.csrf_ok(state, form.get("csrf")) {
         return Err(Box::new(forbidden(req, state)));
@@ -359,7 +509,12 @@ fn form(req: &HttpRequest, body: &[u8]) -> Option<Params> {
 fn page_context(state: &AppState, session: &ConsoleSession, actor: &Actor) -> Context {
     let mut ctx = Context::new();
     ctx.insert("csrf", &session.csrf(state));
-    ctx.insert("admin", &actor.key_name);
+    let (by_key, admin) = match &actor.admin {
+        Admin::Key(name) => (true, name.clone()),
+        Admin::User(id) => (false, id.to_string()),
+    };
+    ctx.insert("admin", &admin);
+    ctx.insert("admin_is_key", &by_key);
     ctx
 }
 

@@ -1,4 +1,5 @@
 use crate::conn::on_backend;
+use crate::repo::audit::{self, AuditEvent};
 use crate::repo::{credentials, identities};
 use crate::schema::{user_emails, user_phones, users};
 use crate::{DbConn, StorageError};
@@ -292,6 +293,29 @@ pub fn set_disabled(
         ))
         .execute(conn)?;
     Ok(n == 1)
+}
+
+/// Marks the user an administrator of the console, or no longer one, and records `event` in
+/// the same transaction; `false` (and nothing recorded) when there is no such user.
+pub fn set_admin(
+    conn: &mut DbConn,
+    id: &UserId,
+    is_admin: bool,
+    event: &AuditEvent,
+    now: Timestamp,
+) -> Result<bool, StorageError> {
+    conn.transaction(|c| {
+        let n = diesel::update(users::table.filter(users::id.eq(id.as_str())))
+            .set((
+                users::is_admin.eq(is_admin),
+                users::updated_at.eq(now.as_millis()),
+            ))
+            .execute(c)?;
+        if n == 1 {
+            audit::record(c, event, now)?;
+        }
+        Ok(n == 1)
+    })
 }
 
 /// Adds an email to a user (verified when `verified_at` is set). A verified address another
