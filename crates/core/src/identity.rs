@@ -2,6 +2,8 @@
 
 use crate::{DomainError, Email, Phone};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The operator's name for a configured provider (`google`, `github`, `corp-okta`): lowercase
@@ -122,6 +124,10 @@ pub struct Profile {
     pub name: Option<String>,
     pub preferred_username: Option<String>,
     pub picture: Option<String>,
+    /// Further claims the provider sent (`groups`, `locale`, ...), for the apps that ask for
+    /// them (`[clients.<id>] claims`).
+    #[serde(default, skip_serializing_if = "ExtraClaims::is_empty")]
+    pub extra: ExtraClaims,
 }
 
 impl Profile {
@@ -148,7 +154,147 @@ impl Profile {
             name: clean(self.name),
             preferred_username: clean(self.preferred_username),
             picture: clean(self.picture),
+            extra: self.extra,
         }
+    }
+
+    /// The claims an app listed (`[clients.<id>] claims`) that this sign-in has: `name`,
+    /// `preferred_username` and `picture` from the cleaned profile, the others from
+    /// [`ExtraClaims`]. At most [`ExtraClaims::MAX_APP_BYTES`] of JSON: what would go beyond is
+    /// left out.
+    pub fn app_claims(&self, names: &[String]) -> Map<String, Value> {
+        let mut out = Map::new();
+        let mut size = 0;
+        for name in names {
+            let value = match name.as_str() {
+                "name" => self.name.clone().map(Value::String),
+                "preferred_username" => self.preferred_username.clone().map(Value::String),
+                "picture" => self.picture.clone().map(Value::String),
+                other => self.extra.0.get(other).cloned(),
+            };
+            let Some(value) = value else { continue };
+            let cost = name.len() + value.to_string().len();
+            if size + cost <= ExtraClaims::MAX_APP_BYTES {
+                size += cost;
+                out.insert(name.clone(), value);
+            }
+        }
+        out
+    }
+}
+
+/// Claims that never reach an app through `[clients.<id>] claims`: addresses reach apps only
+/// through the verified-address fields, identifiers and token plumbing are Braid's own.
+pub const NOT_APP_CLAIMS: &[&str] = &[
+    "email",
+    "email_verified",
+    "emails",
+    "phone_number",
+    "phone_number_verified",
+    "phones",
+    "address",
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "nonce",
+    "azp",
+    "at_hash",
+    "c_hash",
+    "s_hash",
+    "auth_time",
+    "acr",
+    "amr",
+    "sid",
+    "cnf",
+    "typ",
+    "scope",
+    "client_id",
+    "idp",
+    "external_id",
+    "id_token",
+    "access_token",
+    "refresh_token",
+];
+
+/// Why `name` cannot be listed in `[clients.<id>] claims`, if it cannot.
+pub fn app_claim_problem(name: &str) -> Option<String> {
+    if NOT_APP_CLAIMS.contains(&name) {
+        return Some(format!(
+            "{name:?} cannot be passed to apps (addresses reach apps only as verified emails and phones in /auth/me; identifiers and token claims are Braid's own)"
+        ));
+    }
+    if !ExtraClaims::is_good_name(name) {
+        return Some(format!(
+            "{name:?} is not a claim name (1 to {} printable ASCII characters)",
+            ExtraClaims::MAX_NAME
+        ));
+    }
+    None
+}
+
+/// The provider's further claims as of a sign-in. Bounded: at most [`Self::MAX_KEYS`] claims,
+/// each a string, number, boolean or array of strings of at most [`Self::MAX_VALUE`] bytes of
+/// JSON; never an address, an identifier or token plumbing ([`NOT_APP_CLAIMS`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ExtraClaims(BTreeMap<String, Value>);
+
+impl ExtraClaims {
+    pub const MAX_KEYS: usize = 32;
+    pub const MAX_VALUE: usize = 1024;
+    pub const MAX_NAME: usize = 64;
+    /// What one app gets at most, so that an access token stays well under its size limit.
+    pub const MAX_APP_BYTES: usize = 4096;
+
+    /// Keeps what fits from `sources`, the first source that has a claim winning.
+    pub fn collect<'a>(sources: impl IntoIterator<Item = &'a Map<String, Value>>) -> Self {
+        let mut kept = BTreeMap::new();
+        for source in sources {
+            for (name, value) in source {
+                if kept.len() == Self::MAX_KEYS {
+                    return Self(kept);
+                }
+                if kept.contains_key(name)
+                    || NOT_APP_CLAIMS.contains(&name.as_str())
+                    || matches!(name.as_str(), "name" | "preferred_username" | "picture")
+                    || !Self::is_good_name(name)
+                    || !Self::is_good_value(value)
+                {
+                    continue;
+                }
+                kept.insert(name.clone(), value.clone());
+            }
+        }
+        Self(kept)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
+    fn is_good_name(name: &str) -> bool {
+        !name.is_empty()
+            && name.len() <= Self::MAX_NAME
+            && name.bytes().all(|b| b.is_ascii_graphic())
+    }
+
+    fn is_good_value(value: &Value) -> bool {
+        let clean = |s: &str| !s.chars().any(char::is_control);
+        let shape = match value {
+            Value::Bool(_) | Value::Number(_) => true,
+            Value::String(s) => clean(s),
+            Value::Array(items) => items.iter().all(|i| i.as_str().is_some_and(clean)),
+            Value::Null | Value::Object(_) => false,
+        };
+        shape && value.to_string().len() <= Self::MAX_VALUE
     }
 }
 
@@ -221,11 +367,77 @@ mod tests {
             name: Some(format!("{}\u{0000}", "é".repeat(2000))),
             preferred_username: Some("  ".into()),
             picture: None,
+            extra: ExtraClaims::default(),
         }
         .sanitized();
         let name = p.name.unwrap();
         assert!(name.len() <= 1024 && !name.contains('\u{0000}'));
         assert_eq!(p.preferred_username, None);
+    }
+
+    #[test]
+    fn extra_claims_are_bounded_and_never_addresses() {
+        let mut id_token = serde_json::Map::new();
+        id_token.insert("groups".into(), serde_json::json!(["admins", "staff"]));
+        id_token.insert("email".into(), serde_json::json!("a@example.com"));
+        id_token.insert("sub".into(), serde_json::json!("1"));
+        id_token.insert("nested".into(), serde_json::json!({"a": 1}));
+        id_token.insert("mixed".into(), serde_json::json!(["a", 1]));
+        id_token.insert("big".into(), serde_json::json!("x".repeat(2000)));
+        id_token.insert("ctl".into(), serde_json::json!("a\u{0007}"));
+        let mut userinfo = serde_json::Map::new();
+        userinfo.insert("groups".into(), serde_json::json!(["other"]));
+        userinfo.insert("locale".into(), serde_json::json!("fr-FR"));
+        for i in 0..100 {
+            userinfo.insert(format!("k{i:03}"), serde_json::json!(i));
+        }
+        let extra = ExtraClaims::collect([&id_token, &userinfo]);
+        assert_eq!(
+            extra.get("groups"),
+            Some(&serde_json::json!(["admins", "staff"]))
+        );
+        for dropped in ["email", "sub", "nested", "mixed", "big", "ctl"] {
+            assert_eq!(extra.get(dropped), None, "{dropped}");
+        }
+        assert_eq!(extra.0.len(), ExtraClaims::MAX_KEYS);
+    }
+
+    #[test]
+    fn apps_get_only_the_claims_they_list() {
+        let mut source = serde_json::Map::new();
+        source.insert("groups".into(), serde_json::json!(["admins"]));
+        source.insert("locale".into(), serde_json::json!("fr-FR"));
+        let profile = Profile {
+            name: Some("Ada".into()),
+            picture: Some("https://example.com/a.png".into()),
+            extra: ExtraClaims::collect([&source]),
+            ..Profile::default()
+        };
+        let claims = profile.app_claims(&["groups".into(), "name".into(), "missing".into()]);
+        assert_eq!(
+            serde_json::Value::Object(claims),
+            serde_json::json!({"groups": ["admins"], "name": "Ada"})
+        );
+        assert!(profile.app_claims(&[]).is_empty());
+    }
+
+    #[test]
+    fn addresses_and_identifiers_cannot_be_listed() {
+        for bad in [
+            "email",
+            "email_verified",
+            "phone_number",
+            "sub",
+            "iss",
+            "aud",
+            "",
+            "a b",
+        ] {
+            assert!(app_claim_problem(bad).is_some(), "{bad:?}");
+        }
+        for good in ["groups", "picture", "locale", "name"] {
+            assert_eq!(app_claim_problem(good), None);
+        }
     }
 
     #[test]

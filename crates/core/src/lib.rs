@@ -17,8 +17,8 @@ pub mod user;
 pub use email::Email;
 pub use error::DomainError;
 pub use identity::{
-    FederatedIdentity, LinkedIdentity, Profile, ProviderId, Subject, VerifiableEmail,
-    VerifiablePhone,
+    ExtraClaims, FederatedIdentity, LinkedIdentity, NOT_APP_CLAIMS, Profile, ProviderId, Subject,
+    VerifiableEmail, VerifiablePhone, app_claim_problem,
 };
 pub use ids::{UserId, new_id};
 pub use mask::{mask_email, mask_phone};

@@ -17,6 +17,9 @@ pub struct Client {
     pub id: String,
     pub redirect_uris: Vec<String>,
     pub errors: ErrorDisplay,
+    /// The upstream claims this app sees (`[clients.<id>] claims`).
+    pub claims: Vec<String>,
+    pub claims_in_token: bool,
     /// SHA-256 of the secret; `None` for public clients.
     secret_hash: Option<Vec<u8>>,
 }
@@ -68,6 +71,8 @@ impl Clients {
                         id: id.clone(),
                         redirect_uris: c.redirect_uris.clone(),
                         errors: c.errors,
+                        claims: c.claims.clone(),
+                        claims_in_token: c.claims_in_token,
                         secret_hash,
                     },
                 )

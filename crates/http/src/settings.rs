@@ -214,6 +214,11 @@ pub struct ClientSettings {
     pub public: bool,
     /// Where a sign-in that fails after this client and its redirect URI are checked ends.
     pub errors: ErrorDisplay,
+    /// Upstream claims (`groups`, `picture`, `locale`, ...) of the identity a sign-in came
+    /// through that this app sees in `/auth/me` (`claims`); none by default.
+    pub claims: Vec<String>,
+    /// Also put those claims in the access token, under `braid_claims`.
+    pub claims_in_token: bool,
 }
 
 /// `redirect`: back to the app's redirect URI with `error` and `error_code`; `page`: on
@@ -446,6 +451,16 @@ impl Settings {
             }
             if c.redirect_uris.is_empty() {
                 out.push(format!("{at}.redirect_uris: at least one is required"));
+            }
+            for name in &c.claims {
+                if let Some(problem) = braid_core::app_claim_problem(name) {
+                    out.push(format!("{at}.claims: {problem}"));
+                }
+            }
+            if c.claims_in_token && c.claims.is_empty() {
+                out.push(format!(
+                    "{at}.claims_in_token: list the claims to put in the token in {at}.claims"
+                ));
             }
             for uri in &c.redirect_uris {
                 if let Err(e) = check_redirect_uri(uri) {

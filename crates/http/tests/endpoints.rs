@@ -54,6 +54,8 @@ async fn signed(env: &Env, edit: impl FnOnce(&mut AccessClaims)) -> String {
         idp: None,
         external_id: None,
         auth_time: None,
+        identity_id: None,
+        braid_claims: None,
     };
     edit(&mut claims);
     access::sign(&ring.keys().await.unwrap(), &claims).unwrap()

@@ -32,6 +32,8 @@ fn claims(ttl: Duration) -> AccessClaims {
         idp: None,
         external_id: None,
         auth_time: None,
+        identity_id: None,
+        braid_claims: None,
     }
 }
 

@@ -21,6 +21,8 @@ fn claims(aud: &str) -> AccessClaims {
         idp: Some("google".into()),
         external_id: Some("42".into()),
         auth_time: None,
+        identity_id: None,
+        braid_claims: None,
     }
 }
 

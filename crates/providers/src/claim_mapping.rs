@@ -11,7 +11,7 @@
 //! - `preferred_username`, `upn`, `login` are display-only (C06, C07).
 
 use crate::{Preset, ProviderError};
-use braid_core::{Email, Phone, Profile, Subject, VerifiableEmail, VerifiablePhone};
+use braid_core::{Email, ExtraClaims, Phone, Profile, Subject, VerifiableEmail, VerifiablePhone};
 use serde_json::{Map, Value};
 
 type Claims = Map<String, Value>;
@@ -67,6 +67,7 @@ fn profile(claims: &Claims, name: &[&str], username: &str, picture_claim: &str) 
             .map(str::to_owned),
         preferred_username: string(claims, username).map(str::to_owned),
         picture: picture(claims, picture_claim),
+        extra: ExtraClaims::collect([claims]),
     }
     .sanitized()
 }
@@ -130,6 +131,7 @@ pub(crate) fn oidc_claims(
             preferred_username: string(merged_profile("preferred_username"), "preferred_username")
                 .map(str::to_owned),
             picture: picture(merged_profile("picture"), "picture"),
+            extra: ExtraClaims::collect(userinfo.into_iter().chain([id_token])),
         }
         .sanitized(),
     }

@@ -11,7 +11,7 @@
 
 use crate::ProviderError;
 use crate::claim_mapping::{MappedClaims, Trust, safe_picture};
-use braid_core::{Email, Phone, Profile, Subject, VerifiableEmail, VerifiablePhone};
+use braid_core::{Email, ExtraClaims, Phone, Profile, Subject, VerifiableEmail, VerifiablePhone};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -345,6 +345,7 @@ impl ProfileMapping {
                 name: field(&self.name),
                 preferred_username: field(&self.username),
                 picture: field(&self.picture).as_deref().and_then(safe_picture),
+                extra: ExtraClaims::collect(doc.as_object()),
             }
             .sanitized(),
         })

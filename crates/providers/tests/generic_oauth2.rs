@@ -378,10 +378,13 @@ async fn github_re_expressed_as_data_gives_the_presets_identity() {
     let mut preset = ProviderSettings::new(Preset::Github, "client-1");
     preset.client_secret = Some(Secret::new("secret-1"));
     preset.upstream_base_url = Some(server.uri());
-    let from_code = login(&provider("github", preset.clone())).await.unwrap();
-    let from_data = login(&provider("github", github_as_data(&server)))
+    let mut from_code = login(&provider("github", preset.clone())).await.unwrap();
+    let mut from_data = login(&provider("github", github_as_data(&server)))
         .await
         .unwrap();
+    // The further claims come from each one's own profile document, which differ in shape.
+    from_code.profile.extra = Default::default();
+    from_data.profile.extra = Default::default();
     assert_eq!(from_data, from_code);
     let preset_q = request_query(&provider("github", preset)).await;
     let data_q = request_query(&provider("github", github_as_data(&server))).await;

@@ -83,7 +83,7 @@ pub async fn redeem(
                     external_id: found.external_id,
                     auth_time: context.auth_time.map(Timestamp::from_millis),
                 };
-                let minted = minter.mint(c, &found.user_id, &client.id, about, context.identity_id, Family::New(family_id.clone()), access_jti.clone())?;
+                let minted = minter.mint(c, &found.user_id, &client, about, context.identity_id, Family::New(family_id.clone()), access_jti.clone())?;
                 Ok(Grant::Minted(minted))
             }
         })

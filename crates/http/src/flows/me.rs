@@ -59,7 +59,19 @@ pub async fn still_active(
         .await
 }
 
-pub async fn profile(state: &AppState, user_id: UserId) -> Result<Value, BearerError> {
+/// The user's profile; for an app that lists upstream claims (`[clients.<id>] claims`), also
+/// `claims`: those of the identity the token's sign-in came through, and no others.
+pub async fn profile(
+    state: &AppState,
+    user_id: UserId,
+    token: &AccessClaims,
+) -> Result<Value, BearerError> {
+    let listed = state
+        .clients
+        .get(&token.client_id)
+        .map(|c| c.claims.clone())
+        .filter(|names| !names.is_empty());
+    let signed_in_through = token.identity_id.clone();
     let (user, emails, phones, linked) = state
         .db
         .run(move |c| {
@@ -72,7 +84,16 @@ pub async fn profile(state: &AppState, user_id: UserId) -> Result<Value, BearerE
             ))
         })
         .await?;
-    Ok(render(&user, &emails, &phones, &linked))
+    let mut body = render(&user, &emails, &phones, &linked);
+    if let (Some(names), Some(fields)) = (listed, body.as_object_mut()) {
+        let claims = linked
+            .iter()
+            .find(|i| signed_in_through.as_deref() == Some(i.id.as_str()))
+            .map(|i| i.snapshot.profile.app_claims(&names))
+            .unwrap_or_default();
+        fields.insert("claims".into(), Value::Object(claims));
+    }
+    Ok(body)
 }
 
 fn render(

@@ -58,7 +58,7 @@ pub async fn rotate(
                 };
                 let family = Family::Continue { id: rt.family_id.clone(), expires_at: rt.family_expires_at };
                 let about = UserClaims { idp: None, external_id, auth_time: rt.auth_time };
-                let minted = minter.mint(c, &rt.user_id, &client.id, about, rt.identity_id.clone(), family, Minter::new_jti())?;
+                let minted = minter.mint(c, &rt.user_id, &client, about, rt.identity_id.clone(), family, Minter::new_jti())?;
                 Ok(Grant::Minted(minted))
             }
         })

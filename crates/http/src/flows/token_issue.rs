@@ -2,11 +2,13 @@
 //! refresh. The database part runs inside the caller's transaction; the signature is made
 //! after it commits, so the SQLite write lock is not held while signing.
 
+use crate::clients::Client;
 use crate::state::AppState;
 use crate::tokens::access::{self, AccessClaims};
 use crate::tokens::keyring::Keys;
 use crate::tokens::opaque;
 use braid_core::{Timestamp, UserId, new_id};
+use braid_storage::repo::identities;
 use braid_storage::repo::refresh_tokens::{self, NewRefreshToken};
 use braid_storage::{DbConn, StorageError};
 use serde::{Deserialize, Serialize};
@@ -119,7 +121,7 @@ impl Minter {
         &self,
         c: &mut DbConn,
         user: &UserId,
-        client_id: &str,
+        client: &Client,
         about: UserClaims,
         identity_id: Option<String>,
         family: Family,
@@ -130,6 +132,17 @@ impl Minter {
             Family::New(id) => (id, now.plus(self.family_lifetime)),
             Family::Continue { id, expires_at } => (id, expires_at),
         };
+        // Only for apps that list upstream claims: no extra read on the others' sign-ins.
+        let identity_id_claim = identity_id.clone().filter(|_| !client.claims.is_empty());
+        let braid_claims = match &identity_id_claim {
+            Some(id) if client.claims_in_token => Some(
+                identities::find_of_user(c, id, user)?
+                    .map(|i| i.snapshot.profile.app_claims(&client.claims))
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        };
+        let client_id = client.id.as_str();
         let refresh_token =
             opaque::random_token().map_err(|e| StorageError::Unavailable(e.to_string()))?;
         refresh_tokens::insert(
@@ -157,6 +170,8 @@ impl Minter {
             idp: about.idp,
             external_id: about.external_id,
             auth_time: about.auth_time.map(Timestamp::as_secs),
+            identity_id: identity_id_claim,
+            braid_claims,
         };
         Ok(Minted {
             claims,

@@ -452,7 +452,7 @@ fn storage_failure(e: &braid_storage::StorageError) -> HttpResponse {
 
 async fn me(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let result = match me::authenticate(&state, authorization(&req)).await {
-        Ok((_, user)) => me::profile(&state, user).await,
+        Ok((token, user)) => me::profile(&state, user, &token).await,
         Err(e) => Err(e),
     };
     match result {

@@ -24,6 +24,14 @@ pub struct AccessClaims {
     /// the refresh-token family; a refresh keeps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The identity the sign-in came through, only for apps that list upstream claims
+    /// (`/auth/me` shows that identity's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_id: Option<String>,
+    /// The upstream claims the app listed, when it asked for them in the token
+    /// (`claims_in_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub braid_claims: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, thiserror::Error)]
