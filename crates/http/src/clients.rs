@@ -93,6 +93,8 @@ impl Clients {
                 redirect_uris: vec![redirect],
                 errors: ErrorDisplay::Page,
                 secret_hash: None,
+                claims: Vec::new(),
+                claims_in_token: false,
             },
         );
         self
