@@ -337,3 +337,36 @@ async fn an_action_by_an_administrator_user_is_audited_naming_the_user() {
     );
     assert!(!detail[0].contains("admin_key"));
 }
+
+#[tokio::test]
+async fn g10_a_console_cookie_replayed_after_sign_out_opens_nothing() {
+    let (env, key) = console_env().await;
+    let token = sign_in(&env, &key).await;
+    let url = url::Url::parse(&env.url("/admin/users")).unwrap();
+    let cookies = env
+        .app
+        .jar
+        .cookies(&url)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let out = post(&env, "/admin/logout", &[("csrf", &token)]).await;
+    assert_eq!(out.status, 303, "{}", out.body);
+
+    let replayed = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(url)
+        .header("cookie", cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        replayed.status(),
+        303,
+        "signed out sessions are not signed in"
+    );
+    assert_eq!(replayed.headers()["location"], "/admin");
+}

@@ -12,7 +12,7 @@ use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite, time};
 use braid_core::{Timestamp, UserId};
 use braid_storage::StorageError;
-use braid_storage::repo::users;
+use braid_storage::repo::{revoked_access_tokens, users};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -63,6 +63,14 @@ impl ConsoleSession {
     /// disabled and is still an administrator (read at every request, so a revocation or a
     /// disable ends the session at once).
     pub async fn who(&self, state: &AppState) -> Result<Option<Admin>, StorageError> {
+        let ended = self.ended_key();
+        if state
+            .db
+            .run(move |c| revoked_access_tokens::is_revoked(c, &ended))
+            .await?
+        {
+            return Ok(None);
+        }
         if let Some(name) = self.admin(state) {
             return Ok(Some(Admin::Key(name.to_owned())));
         }
@@ -78,6 +86,25 @@ impl ConsoleSession {
         Ok(user
             .filter(|u| u.is_admin && !u.disabled)
             .map(|_| Admin::User(id)))
+    }
+
+    /// Signing out ends the session on the server too (SECURITY-CASES G10): its cookie,
+    /// replayed, opens nothing until it would have expired anyway. Kept beside revoked access
+    /// tokens, which housekeeping purges after `exp`.
+    pub async fn end(&self, state: &AppState) -> Result<(), StorageError> {
+        let (key, exp) = (self.ended_key(), Timestamp::from_millis(self.exp));
+        state
+            .db
+            .run_write(move |c| revoked_access_tokens::revoke(c, &key, exp))
+            .await
+    }
+
+    fn ended_key(&self) -> String {
+        let hash: String = opaque::hash(&self.id)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("console:{hash}")
     }
 
     /// The browser's session, if it is one this deployment sealed and it has not expired.

@@ -309,6 +309,10 @@ async fn sign_out(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes
     if !session.csrf_ok(&state, form.get("csrf")) {
         return forbidden(&req, &state);
     }
+    if let Err(e) = session.end(&state).await {
+        tracing::error!(error = %e, "the console session could not be ended");
+        return unavailable(&req, &state);
+    }
     let mut res = see_other("/admin");
     let _ = res.add_cookie(&ConsoleSession::removal(&state));
     res
